@@ -1,0 +1,61 @@
+// Infrastructure failures as typed exceptions, and the exit codes they map to.
+//
+// Expected outcomes (a busy lock, a refused release, insufficient funds) are result values,
+// never exceptions; an exception means dlock could not do its job at all.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace dlock {
+
+// The documented exit codes (README, "Exit codes"). Defined once, here.
+namespace exit_code {
+inline constexpr int ok = 0;
+inline constexpr int refused = 1; // refused by state: not owner, not held, insufficient funds
+inline constexpr int usage = 64;  // EX_USAGE: bad flag, argument, duration, key, amount
+inline constexpr int data = 65;   // EX_DATAERR: bad data, e.g. a ledger from a newer schema
+inline constexpr int unavailable =
+    69;                              // EX_UNAVAILABLE: Redis or the ledger unreachable, auth failed
+inline constexpr int internal = 70;  // EX_SOFTWARE: a bug or an answer dlock cannot understand
+inline constexpr int conflict = 75;  // EX_TEMPFAIL: lock busy or wait timed out (see -E)
+inline constexpr int lock_lost = 79; // dlock run: the lock was lost while the command ran
+} // namespace exit_code
+
+// Root of every error dlock throws on purpose.
+class Error : public std::runtime_error {
+public:
+    Error(const std::string& message, int exit_code)
+        : std::runtime_error(message), exit_code_(exit_code) {}
+    int exit_code() const noexcept { return exit_code_; }
+
+private:
+    int exit_code_;
+};
+
+// Bad flag, argument, duration, key, URL or amount.
+class UsageError : public Error {
+public:
+    explicit UsageError(const std::string& message) : Error(message, exit_code::usage) {}
+};
+
+// Input that is well-formed but unusable, e.g. a ledger written by a newer dlock.
+class DataError : public Error {
+public:
+    explicit DataError(const std::string& message) : Error(message, exit_code::data) {}
+};
+
+// A service dlock depends on (Redis, the ledger file) cannot be reached or refused us.
+class UnavailableError : public Error {
+public:
+    explicit UnavailableError(const std::string& message)
+        : Error(message, exit_code::unavailable) {}
+};
+
+// Something that should not happen: an unexpected reply shape, a broken invariant.
+class InternalError : public Error {
+public:
+    explicit InternalError(const std::string& message) : Error(message, exit_code::internal) {}
+};
+
+} // namespace dlock

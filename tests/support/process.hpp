@@ -1,0 +1,55 @@
+// Run real processes (the dlock binary, shells) and look at what they did.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace dlock::test {
+
+struct ProcessResult {
+    int exit_code = -1; // -1 when killed by a signal
+    int signal = 0;     // the signal that killed it, or 0
+    std::string out;
+    std::string err;
+};
+
+// A process started in the background; stdout and stderr go to files in a temp dir.
+class Child {
+public:
+    // env entries are "NAME=value" added to (or replacing in) the current environment.
+    explicit Child(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+    ~Child();
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+
+    pid_t pid() const { return pid_; }
+    void signal(int signo) const;
+    // Waits for exit and collects output. Safe to call once.
+    ProcessResult wait();
+    // Waits at most `limit`; false if the child is still running.
+    bool wait_for(std::chrono::milliseconds limit);
+    // Output so far (the child may still be writing).
+    std::string out_so_far() const;
+    std::string err_so_far() const;
+
+private:
+    pid_t pid_ = -1;
+    std::string dir_;
+    bool reaped_ = false;
+    int status_ = 0;
+};
+
+ProcessResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+
+// The dlock binary under test, with its arguments.
+std::vector<std::string> dlock_argv(std::initializer_list<std::string> args);
+ProcessResult run_dlock(const std::vector<std::string>& args,
+                        const std::vector<std::string>& env = {});
+
+std::string read_file(const std::string& path);
+std::string make_temp_dir();
+void remove_tree(const std::string& path);
+
+} // namespace dlock::test

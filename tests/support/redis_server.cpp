@@ -1,0 +1,178 @@
+#include "support/redis_server.hpp"
+
+#include "support/process.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <memory>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace dlock::test {
+namespace {
+
+using ContextPtr = std::unique_ptr<redisContext, decltype(&redisFree)>;
+
+ContextPtr connect_unix(const std::string& socket) {
+    const timeval tv{1, 0};
+    return ContextPtr(redisConnectUnixWithTimeout(socket.c_str(), tv), &redisFree);
+}
+
+} // namespace
+
+int free_tcp_port() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+RedisServer::RedisServer() : RedisServer(Options{}) {}
+
+RedisServer::RedisServer(Options options)
+    : options_(std::move(options)), dir_(make_temp_dir()), socket_(dir_ + "/redis.sock") {
+    if (options_.tcp)
+        port_ = free_tcp_port();
+    start();
+}
+
+RedisServer::~RedisServer() {
+    stop();
+    remove_tree(dir_);
+}
+
+std::string RedisServer::url() const {
+    return "unix://" + socket_;
+}
+
+std::string RedisServer::tcp_url() const {
+    return "redis://127.0.0.1:" + std::to_string(port_);
+}
+
+void RedisServer::start() {
+    std::vector<std::string> args{REDIS_SERVER_BINARY,
+                                  "--port",
+                                  std::to_string(port_),
+                                  "--bind",
+                                  "127.0.0.1",
+                                  "--unixsocket",
+                                  socket_,
+                                  "--unixsocketperm",
+                                  "700",
+                                  "--save",
+                                  "",
+                                  "--appendonly",
+                                  "no",
+                                  "--dir",
+                                  dir_,
+                                  "--daemonize",
+                                  "no",
+                                  "--logfile",
+                                  dir_ + "/redis.log"};
+    args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    pid_ = fork();
+    if (pid_ < 0)
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid_ == 0) {
+        const int null_fd = open("/dev/null", O_RDWR);
+        dup2(null_fd, 0);
+        dup2(null_fd, 1);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    wait_until_ready();
+}
+
+void RedisServer::stop() {
+    if (pid_ <= 0)
+        return;
+    kill(pid_, SIGCONT); // a test may have left it stopped
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    unlink(socket_.c_str());
+}
+
+void RedisServer::restart() {
+    stop();
+    start();
+}
+
+// The server signals nothing when it is ready; the socket answering PING is the signal.
+void RedisServer::wait_until_ready() const {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) == pid_)
+            throw std::runtime_error("redis-server exited at start; see " + dir_ + "/redis.log");
+        if (access(socket_.c_str(), F_OK) == 0) {
+            ContextPtr ctx = connect_unix(socket_);
+            if (ctx && ctx->err == 0) {
+                auto* reply = static_cast<redisReply*>(redisCommand(ctx.get(), "PING"));
+                if (reply != nullptr) {
+                    // PING answers even with requirepass (NOAUTH error): the server is up.
+                    freeReplyObject(reply);
+                    return;
+                }
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    throw std::runtime_error("redis-server did not start within 10s");
+}
+
+std::string RedisServer::command(const std::vector<std::string>& args) const {
+    ContextPtr ctx = connect_unix(socket_);
+    if (!ctx || ctx->err != 0)
+        throw std::runtime_error("cannot connect to test redis-server");
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+        argv.push_back(a.data());
+        lens.push_back(a.size());
+    }
+    auto* reply = static_cast<redisReply*>(
+        redisCommandArgv(ctx.get(), static_cast<int>(argv.size()), argv.data(), lens.data()));
+    if (reply == nullptr)
+        throw std::runtime_error("test redis-server did not answer");
+    std::string out;
+    switch (reply->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+        out.assign(reply->str, reply->len);
+        break;
+    case REDIS_REPLY_INTEGER:
+        out = std::to_string(reply->integer);
+        break;
+    case REDIS_REPLY_NIL:
+        out = "(nil)";
+        break;
+    default:
+        out = "(array)";
+    }
+    freeReplyObject(reply);
+    return out;
+}
+
+} // namespace dlock::test
