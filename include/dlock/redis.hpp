@@ -1,0 +1,135 @@
+// The Redis connection: URL parsing, connect with timeouts, AUTH and SELECT, typed errors,
+// RAII over hiredis. Nothing here knows about locks.
+#pragma once
+
+#include "dlock/duration.hpp"
+#include "dlock/error.hpp"
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct redisContext;
+struct redisReply;
+
+namespace dlock::redis {
+
+// redis://[user[:password]@]host[:port][/db]  or  unix:///path/to/sock[?db=N]
+struct Url {
+    enum class Transport { tcp, unix_socket };
+    Transport transport = Transport::tcp;
+    std::string host = "127.0.0.1";
+    int port = 6379;
+    std::string socket_path;
+    std::string user;
+    std::optional<std::string> password;
+    int db = 0;
+
+    // The URL without its password, safe for messages and logs.
+    std::string redacted() const;
+};
+
+inline constexpr std::string_view default_url = "redis://127.0.0.1:6379";
+inline constexpr Millis default_timeout{3000};
+
+// Throws UsageError for a malformed URL. The password is never part of the message.
+Url parse_url(std::string_view text);
+
+struct Options {
+    Url url;
+    Millis timeout = default_timeout; // connect, and each command
+};
+
+// Base of every Redis failure: the server is unreachable, slow, refusing or not Redis at all.
+class RedisError : public UnavailableError {
+public:
+    using UnavailableError::UnavailableError;
+};
+class IoError : public RedisError {
+public:
+    using RedisError::RedisError;
+};
+class TimeoutError : public RedisError {
+public:
+    using RedisError::RedisError;
+};
+class AuthError : public RedisError {
+public:
+    using RedisError::RedisError;
+};
+class ProtocolError : public RedisError {
+public:
+    using RedisError::RedisError;
+};
+// The server answered a command with an error reply (OOM, NOPERM, LOADING, ...).
+class ReplyError : public RedisError {
+public:
+    using RedisError::RedisError;
+};
+
+// A read-only view of one reply (or one element of an array reply).
+class ReplyView {
+public:
+    explicit ReplyView(const redisReply* reply) : reply_(reply) {}
+    bool is_nil() const;
+    bool is_array() const;
+    std::int64_t integer() const; // throws ProtocolError unless an integer reply
+    std::string string() const;   // bulk or status string; throws ProtocolError otherwise
+    std::size_t size() const;     // array length
+    ReplyView operator[](std::size_t index) const;
+
+private:
+    const redisReply* reply_;
+};
+
+// Owns a reply tree.
+class Reply {
+public:
+    explicit Reply(redisReply* reply);
+    ReplyView view() const { return ReplyView(reply_.get()); }
+
+private:
+    struct Deleter {
+        void operator()(redisReply* reply) const;
+    };
+    std::unique_ptr<redisReply, Deleter> reply_;
+};
+
+// One connection. AUTH and SELECT are pipelined with the first command, so a fresh
+// process pays one round trip for its first command, not three.
+class Connection {
+public:
+    explicit Connection(const Options& options);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    Reply command(const std::vector<std::string_view>& args);
+    Reply command(std::initializer_list<std::string_view> args) {
+        return command(std::vector<std::string_view>(args));
+    }
+    // EVAL of a script with its keys and arguments: one round trip.
+    Reply eval(std::string_view script, const std::vector<std::string_view>& keys,
+               const std::vector<std::string_view>& args);
+
+    // Waits up to `timeout` for a pushed message (after SUBSCRIBE); nullopt on timeout.
+    std::optional<Reply> wait_for_push(Millis timeout);
+
+private:
+    void append(const std::vector<std::string_view>& args);
+    Reply read_reply();
+    [[noreturn]] void throw_context_error(std::string_view doing) const;
+
+    struct ContextDeleter {
+        void operator()(redisContext* context) const;
+    };
+    std::unique_ptr<redisContext, ContextDeleter> context_;
+    std::string where_; // redacted URL, for messages
+    int pending_setup_replies_ = 0;
+};
+
+} // namespace dlock::redis
