@@ -8,6 +8,7 @@
 namespace dlock::cli {
 
 void setup_lock_commands(CLI::App& app, Invocation& inv);
+void setup_run_command(CLI::App& app, Invocation& inv);
 
 // A --wait value: DUR, or 'inf' to wait forever.
 Millis parse_wait(std::string_view text);

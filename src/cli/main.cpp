@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
     cli::Invocation inv;
     cli::add_global_options(app, inv.global);
     cli::setup_lock_commands(app, inv);
+    cli::setup_run_command(app, inv);
 
     try {
         app.parse(argc, argv);

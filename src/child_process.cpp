@@ -1,0 +1,362 @@
+#include "child_process.hpp"
+
+#include "dlock/error.hpp"
+
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <string_view>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace dlock::detail {
+namespace {
+
+constexpr std::array forwarded_signals{SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+[[noreturn]] void fail(std::string_view doing) {
+    throw InternalError(std::string(doing) + ": " + std::strerror(errno));
+}
+
+void close_quietly(int fd) {
+    if (fd >= 0)
+        close(fd);
+}
+
+} // namespace
+
+// --- signals -------------------------------------------------------------------------------
+
+bool SignalRouting::forwarded(int signo) {
+    for (const int s : forwarded_signals)
+        if (s == signo)
+            return true;
+    return false;
+}
+
+SignalRouting::SignalRouting() {
+    sigset_t routed;
+    sigemptyset(&routed);
+    for (const int s : forwarded_signals)
+        sigaddset(&routed, s);
+    sigaddset(&routed, SIGCHLD);
+    fd_ = signalfd(-1, &routed, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd_ < 0)
+        fail("signalfd");
+    // Blocked, SIGTTOU is not even generated when dlock, in the background, hands the
+    // terminal around or writes to it (tcsetpgrp(3), TOSTOP).
+    sigset_t blocked = routed;
+    sigaddset(&blocked, SIGTTOU);
+    if (sigprocmask(SIG_BLOCK, &blocked, &original_mask_) != 0) {
+        close(fd_);
+        fail("sigprocmask");
+    }
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGPIPE, &ignore, &original_sigpipe_);
+    prctl(PR_GET_CHILD_SUBREAPER, &was_subreaper_);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+SignalRouting::~SignalRouting() {
+    prctl(PR_SET_CHILD_SUBREAPER, was_subreaper_);
+    // Whatever arrived after the command ended has nobody to go to; delivered after the
+    // mask is restored, it would kill dlock instead.
+    take_pending();
+    sigaction(SIGPIPE, &original_sigpipe_, nullptr);
+    sigprocmask(SIG_SETMASK, &original_mask_, nullptr);
+    close(fd_);
+}
+
+std::vector<int> SignalRouting::take_pending() {
+    std::vector<int> signals;
+    signalfd_siginfo info{};
+    for (;;) {
+        const ssize_t n = read(fd_, &info, sizeof info);
+        if (n == static_cast<ssize_t>(sizeof info)) {
+            signals.push_back(static_cast<int>(info.ssi_signo));
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        return signals; // EAGAIN: nothing more
+    }
+}
+
+// --- terminal ------------------------------------------------------------------------------
+
+Terminal::Terminal() {
+    fd_ = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd_ >= 0 && !dlock_in_foreground()) {
+        close(fd_);
+        fd_ = -1;
+    }
+}
+
+Terminal::~Terminal() {
+    take_back();
+    close_quietly(fd_);
+}
+
+bool Terminal::dlock_in_foreground() const {
+    return fd_ >= 0 && tcgetpgrp(fd_) == getpgrp();
+}
+
+void Terminal::give_to(pid_t pgid) {
+    if (dlock_in_foreground() && tcsetpgrp(fd_, pgid) == 0)
+        holder_ = pgid;
+}
+
+void Terminal::take_back() {
+    // Only from the command: if a job-control shell moved the terminal elsewhere (dlock was
+    // put in the background), it is not ours to take.
+    if (fd_ >= 0 && holder_ > 0 && tcgetpgrp(fd_) == holder_)
+        tcsetpgrp(fd_, getpgrp());
+    holder_ = -1;
+}
+
+// --- guardian ------------------------------------------------------------------------------
+
+namespace {
+
+constexpr char disarm_byte = 'D';
+
+// Reads exactly `size` bytes; false on EOF or error first.
+bool read_exactly(int fd, void* buffer, std::size_t size) {
+    auto* bytes = static_cast<char*>(buffer);
+    std::size_t done = 0;
+    while (done < size) {
+        const ssize_t n = read(fd, bytes + done, size - done);
+        if (n > 0)
+            done += static_cast<std::size_t>(n);
+        else if (n == 0 || errno != EINTR)
+            return false;
+    }
+    return true;
+}
+
+// The guardian's whole life, in the forked process: only async-signal-safe calls.
+[[noreturn]] void guard(int control) {
+    setpgid(0, 0);
+    prctl(PR_SET_NAME, "dlock-guardian");
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    for (const int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGTSTP,
+                        SIGTTIN, SIGTTOU, SIGALRM})
+        sigaction(s, &ignore, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Hold nothing of dlock's: not its stdout (a reader waits for EOF), not its cwd.
+    const int high = fcntl(control, F_DUPFD_CLOEXEC, 10);
+    const int null_fd = open("/dev/null", O_RDWR);
+    if (high < 0 || null_fd < 0)
+        _exit(1);
+    for (int fd = 0; fd <= 2; ++fd)
+        dup2(null_fd, fd);
+    close_range(3, static_cast<unsigned>(high) - 1, 0);
+    close_range(static_cast<unsigned>(high) + 1, ~0U, 0);
+    if (chdir("/") != 0) {
+        // Stays where it is; harmless.
+    }
+
+    pid_t pgid = 0;
+    if (!read_exactly(high, &pgid, sizeof pgid))
+        _exit(0); // dlock ended before starting the command
+    char byte = 0;
+    if (read_exactly(high, &byte, 1) && byte == disarm_byte)
+        _exit(0);
+    kill(-pgid, SIGKILL); // EOF: dlock died with the command's group still in its care
+    _exit(0);
+}
+
+} // namespace
+
+Guardian::Guardian() {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        fail("pipe2");
+    pid_ = fork();
+    if (pid_ < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        fail("fork");
+    }
+    if (pid_ == 0) {
+        close(fds[1]);
+        guard(fds[0]);
+    }
+    close(fds[0]);
+    control_ = fds[1];
+}
+
+Guardian::~Guardian() {
+    disarm();
+    if (pid_ > 0) {
+        int status = 0;
+        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+void Guardian::arm(pid_t pgid) {
+    if (control_ >= 0 && write(control_, &pgid, sizeof pgid) != sizeof pgid) {
+        // The guardian is gone (someone killed it); dlock still stops the group itself.
+    }
+}
+
+void Guardian::disarm() {
+    if (control_ < 0)
+        return;
+    if (write(control_, &disarm_byte, 1) != 1) {
+        // Gone already; nothing to disarm.
+    }
+    close(control_);
+    control_ = -1;
+}
+
+// --- the command ---------------------------------------------------------------------------
+
+namespace {
+
+std::vector<char*> pointers(std::vector<std::string>& strings) {
+    std::vector<char*> out;
+    out.reserve(strings.size() + 1);
+    for (auto& s : strings)
+        out.push_back(s.data());
+    out.push_back(nullptr);
+    return out;
+}
+
+// Where execvp would look for argv[0], in order.
+std::vector<std::string> candidates(const std::string& file) {
+    if (file.find('/') != std::string::npos)
+        return {file};
+    const char* path = std::getenv("PATH");
+    const std::string_view dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    for (;;) {
+        const std::size_t colon = dirs.find(':', start);
+        const std::string_view dir = dirs.substr(start, colon - start);
+        out.push_back((dir.empty() ? std::string(".") : std::string(dir)) + "/" + file);
+        if (colon == std::string_view::npos)
+            break;
+        start = colon + 1;
+    }
+    return out;
+}
+
+// execvp's search, with everything allocated before fork. Returns the errno to report.
+int exec_search(std::vector<std::string>& files, char* const argv[], std::vector<char*>& sh_argv,
+                char* const envp[]) {
+    bool denied = false;
+    for (auto& file : files) {
+        execve(file.c_str(), argv, envp);
+        switch (errno) {
+        case ENOEXEC:
+            // No #! and not a binary: a shell script, as execvp and shells treat it.
+            sh_argv[1] = file.data();
+            execve("/bin/sh", sh_argv.data(), envp);
+            return errno;
+        case EACCES:
+            denied = true;
+            break;
+        case ENOENT:
+        case ENOTDIR:
+        case ESTALE:
+        case ENODEV:
+        case ETIMEDOUT:
+            break;
+        default:
+            return errno;
+        }
+    }
+    return denied ? EACCES : ENOENT;
+}
+
+} // namespace
+
+std::vector<std::string> environment_with(const std::vector<std::string>& overrides) {
+    std::vector<std::string> out;
+    const auto overridden = [&](std::string_view entry) {
+        const std::string_view name = entry.substr(0, entry.find('='));
+        for (const auto& o : overrides)
+            if (std::string_view(o).substr(0, o.find('=')) == name)
+                return true;
+        return false;
+    };
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e)
+        if (!overridden(*e))
+            out.emplace_back(*e);
+    out.insert(out.end(), overrides.begin(), overrides.end());
+    return out;
+}
+
+Spawned spawn_command(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                      const SignalRouting& signals, int tty) {
+    // Everything the child needs is built here: after fork it only makes system calls.
+    std::vector<std::string> files = candidates(argv.at(0));
+    std::vector<std::string> args = argv;
+    std::vector<char*> c_args = pointers(args);
+    std::vector<std::string> sh_args{"sh", ""};
+    sh_args.insert(sh_args.end(), argv.begin() + 1, argv.end());
+    std::vector<char*> c_sh_args = pointers(sh_args);
+    std::vector<std::string> environment = env;
+    std::vector<char*> c_env = pointers(environment);
+    const pid_t parent = getpid();
+
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0)
+        fail("pipe2");
+    const pid_t pid = fork();
+    if (pid < 0) {
+        close(report[0]);
+        close(report[1]);
+        fail("fork");
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        // SIGTTOU is still blocked here, so a child of a background group may do this too.
+        if (tty >= 0)
+            tcsetpgrp(tty, getpid());
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) // dlock died before PR_SET_PDEATHSIG took hold
+            _exit(128 + SIGKILL);
+        sigaction(SIGPIPE, &signals.original_sigpipe(), nullptr);
+        sigprocmask(SIG_SETMASK, &signals.original_mask(), nullptr);
+        int error = exec_search(files, c_args.data(), c_sh_args, c_env.data());
+        if (write(report[1], &error, sizeof error) != sizeof error) {
+            // Nothing left to tell it with; the exit status says 127.
+        }
+        _exit(127);
+    }
+    close(report[1]);
+    // The child does this too; whoever runs first wins, and kill(-pid) works from now on.
+    setpgid(pid, pid);
+
+    Spawned spawned{pid, 0};
+    int error = 0;
+    ssize_t n = 0;
+    do {
+        n = read(report[0], &error, sizeof error);
+    } while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (n == static_cast<ssize_t>(sizeof error)) {
+        spawned.exec_error = error;
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    return spawned;
+}
+
+} // namespace dlock::detail

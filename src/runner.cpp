@@ -1,0 +1,385 @@
+#include "dlock/runner.hpp"
+
+#include "child_process.hpp"
+#include "dlock/lease_keeper.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace dlock {
+namespace {
+
+using Clock = LeaseKeeper::Clock;
+using TimePoint = LeaseKeeper::TimePoint;
+
+// How often a draining group is looked at even without a SIGCHLD: a member whose parent is
+// neither dlock nor gone dies without telling dlock.
+constexpr Millis drain_check_interval{100};
+constexpr Millis longest_poll{60'000};
+
+std::string quoted(std::string_view key) {
+    return "'" + std::string(key) + "'";
+}
+
+int status_code(int wait_status) {
+    if (WIFSIGNALED(wait_status))
+        return 128 + WTERMSIG(wait_status);
+    return WEXITSTATUS(wait_status);
+}
+
+// Holds the lock from acquisition on, and releases it (owner-checked) exactly once.
+class HeldLock {
+public:
+    HeldLock(const RunHooks& hooks, std::string key, Lease lease)
+        : hooks_(hooks), key_(std::move(key)), lease_(std::move(lease)) {}
+    ~HeldLock() {
+        try {
+            release();
+        } catch (...) { // best effort on the way out of an error; the TTL frees it anyway
+        }
+    }
+    HeldLock(const HeldLock&) = delete;
+    HeldLock& operator=(const HeldLock&) = delete;
+
+    const Lease& lease() const { return lease_; }
+
+    // Releases if not done yet. nullopt when Redis could not be asked.
+    std::optional<OwnerCheck> release() {
+        if (released_)
+            return OwnerCheck::done;
+        released_ = true;
+        try {
+            return hooks_.connect(hooks_.timeout)->release(key_, lease_.token);
+        } catch (const std::exception& e) {
+            hooks_.notice("could not release lock " + quoted(key_) + " (" + e.what() +
+                          "); it frees itself within " + format_duration(lease_.ttl));
+            return std::nullopt;
+        }
+    }
+
+private:
+    const RunHooks& hooks_;
+    std::string key_;
+    Lease lease_;
+    bool released_ = false;
+};
+
+// The command's process while dlock supervises it: if supervision ends by an exception, the
+// group is killed and the command reaped before the lock is released.
+class CommandProcess {
+public:
+    explicit CommandProcess(pid_t pid) : pid_(pid) {}
+    ~CommandProcess() {
+        if (exited_)
+            return;
+        kill(-pid_, SIGKILL);
+        int status = 0;
+        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    CommandProcess(const CommandProcess&) = delete;
+    CommandProcess& operator=(const CommandProcess&) = delete;
+
+    pid_t pid() const { return pid_; }
+    bool exited() const { return exited_; }
+    int status() const { return status_; }
+    void exited_with(int wait_status) {
+        exited_ = true;
+        status_ = status_code(wait_status);
+    }
+    // Signals the whole group: leader, children and whatever they left behind.
+    void signal_group(int signo) const { kill(-pid_, signo); }
+    bool group_empty() const { return kill(-pid_, 0) != 0 && errno == ESRCH; }
+
+private:
+    pid_t pid_;
+    bool exited_ = false;
+    int status_ = 0;
+};
+
+// One poll loop: signals (forwarded ones and SIGCHLD) through the signalfd, and deadlines
+// for the next renewal, the lease end and the SIGKILL after the grace period.
+class Supervisor {
+public:
+    Supervisor(const RunSpec& spec, const RunHooks& hooks, const Lease& lease, LeaseKeeper& keeper,
+               detail::SignalRouting& signals, detail::Terminal& terminal,
+               detail::Guardian& guardian, CommandProcess& command)
+        : spec_(spec), hooks_(hooks), lease_(lease), keeper_(keeper), signals_(signals),
+          terminal_(terminal), guardian_(guardian), command_(command) {}
+
+    // Returns when the command has exited and its group is empty (or got SIGKILL).
+    void run() {
+        for (;;) {
+            if (!lost_)
+                keep_lease();
+            const TimePoint now = Clock::now();
+            if (kill_at_ && now >= *kill_at_) {
+                command_.signal_group(SIGKILL);
+                killed_ = true;
+                kill_at_.reset();
+            }
+            if (command_.exited()) {
+                if (killed_ || command_.group_empty())
+                    return;
+                // Whatever the command left running must not outlive the lock.
+                stop_group();
+            }
+            wait_for_events();
+        }
+    }
+
+    bool lost() const { return lost_; }
+
+private:
+    void lose(const std::string& why) {
+        lost_ = true;
+        hooks_.notice("lock " + quoted(spec_.key) + " lost: " + why + "; stopping the command" +
+                      (command_.exited() ? "'s leftover processes" : "") +
+                      " (SIGTERM now, SIGKILL after " + format_duration(spec_.kill_grace) + ")");
+        stop_group();
+    }
+
+    // Renews when due; declares the lock lost when renewals failed until the lease end.
+    void keep_lease() {
+        const TimePoint now = Clock::now();
+        if (keeper_.ran_out(now))
+            lose("Redis could not be reached before the lease ran out (" + last_error_ + ")");
+        else if (now >= keeper_.next_attempt())
+            renew();
+    }
+
+    void renew() {
+        const TimePoint sent = Clock::now();
+        try {
+            const auto service = hooks_.connect(keeper_.attempt_timeout(sent, hooks_.timeout));
+            switch (service->extend(spec_.key, lease_.token, spec_.ttl)) {
+            case OwnerCheck::done:
+                if (keeper_.failing())
+                    hooks_.notice("renewed lock " + quoted(spec_.key) + " again after " +
+                                  std::to_string(keeper_.failures()) + " failed attempts");
+                keeper_.renewed(sent);
+                return;
+            case OwnerCheck::not_held:
+                lose("it is no longer held (it expired or was force-released)");
+                return;
+            case OwnerCheck::not_owner:
+                lose("another owner holds it now");
+                return;
+            }
+        } catch (const std::exception& e) {
+            // Any failure to get an answer is retried: only the lease end decides.
+            const TimePoint now = Clock::now();
+            last_error_ = e.what();
+            keeper_.failed(now);
+            if (keeper_.ran_out(now)) {
+                lose("Redis could not be reached before the lease ran out (" + last_error_ + ")");
+            } else if (keeper_.failures() == 1) {
+                const auto left = std::chrono::floor<Millis>(keeper_.lease_end() - now);
+                hooks_.notice("cannot renew lock " + quoted(spec_.key) + " (" + last_error_ +
+                              "); retrying until its lease ends in " + format_duration(left));
+            }
+        }
+    }
+
+    // SIGTERM to the group at once (SIGCONT too, so a stopped member can act on it), then
+    // SIGKILL when the grace period is over.
+    void stop_group() {
+        if (stopping_)
+            return;
+        stopping_ = true;
+        command_.signal_group(SIGTERM);
+        command_.signal_group(SIGCONT);
+        kill_at_ = Clock::now() + spec_.kill_grace;
+    }
+
+    void wait_for_events() {
+        const TimePoint now = Clock::now();
+        std::optional<TimePoint> wake;
+        const auto consider = [&](TimePoint t) {
+            wake = wake ? std::min(*wake, t) : t;
+        };
+        if (!lost_)
+            consider(std::min(keeper_.next_attempt(), keeper_.lease_end()));
+        if (kill_at_)
+            consider(*kill_at_);
+        if (command_.exited())
+            consider(now + drain_check_interval);
+        int timeout = -1;
+        if (wake) {
+            const Millis left =
+                std::clamp(std::chrono::ceil<Millis>(*wake - now), Millis{0}, longest_poll);
+            timeout = static_cast<int>(left.count());
+        }
+        pollfd pfd{signals_.fd(), POLLIN, 0};
+        if (poll(&pfd, 1, timeout) < 0 && errno != EINTR)
+            throw InternalError(std::string("poll: ") + std::strerror(errno));
+        for (const int signo : signals_.take_pending()) {
+            if (signo == SIGCHLD)
+                reap();
+            else if (detail::SignalRouting::forwarded(signo) && !command_.exited())
+                kill(command_.pid(), signo);
+        }
+    }
+
+    // Collects every child that changed state: the command, the guardian, and orphans of the
+    // command that were reparented to dlock (it is their subreaper).
+    void reap() {
+        for (;;) {
+            int status = 0;
+            const pid_t pid = waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED);
+            if (pid <= 0)
+                return;
+            const bool ended = WIFEXITED(status) || WIFSIGNALED(status);
+            if (pid == command_.pid() && ended) {
+                command_.exited_with(status);
+                terminal_.take_back();
+            } else if (pid == command_.pid() && WIFSTOPPED(status)) {
+                follow_stop();
+            } else if (pid == guardian_.pid() && ended) {
+                guardian_.reaped();
+                hooks_.notice("the guardian process died; if dlock is killed now, processes the "
+                              "command started may outlive the lock");
+            }
+        }
+    }
+
+    // Ctrl-Z (or a tty stop) stopped the command, which has the terminal: stop dlock's own
+    // job too, so the shell gets the terminal back; on `fg`, hand it over again. Renewals
+    // pause while dlock is stopped: a stop longer than the lease loses the lock.
+    void follow_stop() {
+        if (!terminal_.active())
+            return; // no job control around dlock: the command just stays stopped
+        terminal_.take_back();
+        kill(0, SIGTSTP);
+        // Continued (fg or bg). Check the lease before the command may work again.
+        keep_lease();
+        if (lost_)
+            return;
+        terminal_.give_to(command_.pid());
+        command_.signal_group(SIGCONT);
+    }
+
+    const RunSpec& spec_;
+    const RunHooks& hooks_;
+    const Lease& lease_;
+    LeaseKeeper& keeper_;
+    detail::SignalRouting& signals_;
+    detail::Terminal& terminal_;
+    detail::Guardian& guardian_;
+    CommandProcess& command_;
+
+    bool lost_ = false;
+    bool stopping_ = false;
+    bool killed_ = false;
+    std::optional<TimePoint> kill_at_;
+    std::string last_error_;
+};
+
+std::string exec_failure(const std::string& file, int error) {
+    if (error == ENOENT && file.find('/') == std::string::npos)
+        return file + ": command not found";
+    return file + ": " + std::strerror(error);
+}
+
+void validate(const RunSpec& spec) {
+    validate_key(spec.key);
+    if (spec.argv.empty() || spec.argv.front().empty())
+        throw UsageError("no command to run");
+    if (spec.ttl < min_run_ttl)
+        throw UsageError("--ttl for run must be at least " + format_duration(min_run_ttl) +
+                         " (renewals go out every TTL/3)");
+    if (spec.kill_grace < Millis{0})
+        throw UsageError("--kill-grace must not be negative");
+}
+
+} // namespace
+
+RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
+    validate(spec);
+    RunResult result;
+
+    std::optional<HeldLock> held;
+    std::optional<LeaseKeeper> keeper;
+    {
+        // This connection is closed before the fork, so the command cannot inherit it.
+        const auto service = hooks.connect(hooks.timeout);
+        const AcquireResult acquired = spec.wait.count() <= 0
+                                           ? service->try_acquire(spec.key, spec.ttl)
+                                           : service->block(spec.key, spec.ttl, spec.wait);
+        if (!acquired.acquired()) {
+            result.outcome = RunOutcome::busy;
+            result.holder_ttl = acquired.holder_ttl;
+            return result;
+        }
+        result.lease = *acquired.lease;
+        held.emplace(hooks, spec.key, *acquired.lease);
+        // block() may have taken the lock at any moment of its wait: one extend, timed from
+        // when it was sent, gives the lease a start dlock knows.
+        const TimePoint sent = Clock::now();
+        if (service->extend(spec.key, acquired.lease->token, spec.ttl) != OwnerCheck::done) {
+            hooks.notice("lock " + quoted(spec.key) +
+                         " was lost before the command could start; it did not run");
+            result.outcome = RunOutcome::lost;
+            result.detail = "lost before the command started";
+            return result;
+        }
+        keeper.emplace(spec.ttl, sent);
+    }
+
+    const Lease& lease = held->lease();
+    {
+        detail::SignalRouting signals;
+        detail::Terminal terminal;
+        detail::Guardian guardian;
+        const std::vector<std::string> env =
+            detail::environment_with({"DLOCK_KEY=" + spec.key, "DLOCK_OWNER=" + lease.token,
+                                      "DLOCK_FENCE=" + std::to_string(lease.fence)});
+        const detail::Spawned spawned =
+            detail::spawn_command(spec.argv, env, signals, terminal.fd());
+        if (terminal.active())
+            terminal.handed_to(spawned.pid);
+        if (spawned.exec_error != 0) {
+            terminal.take_back();
+            result.outcome =
+                spawned.exec_error == ENOENT ? RunOutcome::not_found : RunOutcome::not_executable;
+            result.detail = exec_failure(spec.argv.front(), spawned.exec_error);
+            held->release();
+            return result;
+        }
+        guardian.arm(spawned.pid);
+
+        CommandProcess command(spawned.pid);
+        Supervisor supervisor(spec, hooks, lease, *keeper, signals, terminal, guardian, command);
+        supervisor.run();
+        guardian.disarm();
+        terminal.take_back();
+
+        // Released while the forwarded signals are still blocked: a late SIGTERM cannot cut
+        // the release short.
+        const std::optional<OwnerCheck> released = held->release();
+        if (supervisor.lost()) {
+            result.outcome = RunOutcome::lost;
+            result.detail = "lost while the command ran";
+        } else if (released && *released != OwnerCheck::done) {
+            // Renewals went fine, yet the key is gone or foreign: it expired while dlock was
+            // stopped, Redis lost it, or someone force-released it since the last renewal.
+            hooks.notice(
+                "lock " + quoted(spec.key) +
+                " was lost before the command ended: at release it was " +
+                (*released == OwnerCheck::not_held ? "no longer held" : "held by another owner"));
+            result.outcome = RunOutcome::lost;
+        } else {
+            result.outcome = RunOutcome::exited;
+            result.status = command.status();
+        }
+    }
+    return result;
+}
+
+} // namespace dlock
