@@ -1,0 +1,488 @@
+// dlock run, end to end: the real binary, real commands, a private redis-server.
+//
+// Synchronization is by events, not sleeps: a command announces itself by writing a line to
+// a FIFO the test reads with a deadline, and process exits are watched through pidfds, which
+// work for processes that are not the test's children too. Timing bounds are generous: they
+// prove a mechanism (renewal, lease end, grace period), not speed.
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <poll.h>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+using namespace dlock::test;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// A FIFO the command writes lines to. The test holds both ends, so opening it for writing
+// never blocks the command and reading never sees EOF.
+class Fifo {
+public:
+    explicit Fifo(std::string path) : path_(std::move(path)) {
+        REQUIRE(mkfifo(path_.c_str(), 0600) == 0);
+        fd_ = open(path_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        REQUIRE(fd_ >= 0);
+    }
+    ~Fifo() { close(fd_); }
+    Fifo(const Fifo&) = delete;
+    Fifo& operator=(const Fifo&) = delete;
+
+    const std::string& path() const { return path_; }
+
+    // The next line written, or nullopt if none comes within `limit`.
+    std::optional<std::string> read_line(milliseconds limit) {
+        const auto deadline = Clock::now() + limit;
+        for (;;) {
+            const auto newline = buffer_.find('\n');
+            if (newline != std::string::npos) {
+                std::string line = buffer_.substr(0, newline);
+                buffer_.erase(0, newline + 1);
+                return line;
+            }
+            const auto left =
+                std::max(std::chrono::ceil<milliseconds>(deadline - Clock::now()), milliseconds{0});
+            pollfd pfd{fd_, POLLIN, 0};
+            if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) {
+                if (left.count() == 0)
+                    return std::nullopt;
+                continue;
+            }
+            char chunk[256];
+            const ssize_t n = read(fd_, chunk, sizeof chunk);
+            if (n > 0)
+                buffer_.append(chunk, static_cast<std::size_t>(n));
+        }
+    }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+    std::string buffer_;
+};
+
+// True once process `pid` has exited (zombie or reaped), waiting at most `limit`.
+bool exits_within(pid_t pid, milliseconds limit) {
+    const int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    if (fd < 0)
+        return errno == ESRCH;
+    pollfd pfd{fd, POLLIN, 0};
+    const int ready = poll(&pfd, 1, static_cast<int>(limit.count()));
+    close(fd);
+    return ready > 0;
+}
+
+bool has_exited(pid_t pid) {
+    return exits_within(pid, 0ms);
+}
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::vector<pid_t> pids_in(const std::string& line) {
+    std::vector<pid_t> pids;
+    std::size_t pos = 0;
+    while (pos < line.size()) {
+        std::size_t used = 0;
+        pids.push_back(static_cast<pid_t>(std::stol(line.substr(pos), &used)));
+        pos += used;
+    }
+    return pids;
+}
+
+// Each test case: its own redis-server, a scratch directory, and the environment pointing
+// dlock (and scripts that call it as "$DLOCK_BIN") at that server.
+struct RunFixture {
+    RedisServer server;
+    std::string dir = make_temp_dir();
+    std::vector<std::string> env{"DLOCK_REDIS_URL=" + server.url(),
+                                 std::string("DLOCK_BIN=") + DLOCK_BINARY};
+
+    ~RunFixture() { remove_tree(dir); }
+
+    ProcessResult dlock(const std::vector<std::string>& args) const { return run_dlock(args, env); }
+    std::unique_ptr<Child> start(const std::vector<std::string>& args) const {
+        std::vector<std::string> argv{DLOCK_BINARY};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return std::make_unique<Child>(argv, env);
+    }
+    std::unique_ptr<Child> start_shell(const std::string& script) const {
+        return std::make_unique<Child>(std::vector<std::string>{"/bin/sh", "-c", script}, env);
+    }
+    // Waits for a background process that must end within `limit`.
+    static ProcessResult finish(Child& child, milliseconds limit) {
+        REQUIRE_MESSAGE(child.wait_for(limit), "process still running after the deadline");
+        return child.wait();
+    }
+    std::string path(const std::string& name) const { return dir + "/" + name; }
+    bool exists(const std::string& name) const { return access(path(name).c_str(), F_OK) == 0; }
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(RunFixture, "run exits with the command's own status") {
+    for (const int code : {0, 1, 42}) {
+        CAPTURE(code);
+        const auto r = dlock({"run", "job", "--", "sh", "-c", "exit " + std::to_string(code)});
+        CHECK(r.exit_code == code);
+        CHECK(r.err == "");
+    }
+}
+
+TEST_CASE_FIXTURE(RunFixture, "a command killed by signal N makes run exit 128+N") {
+    const auto r = dlock({"run", "job", "--", "sh", "-c", "kill -KILL $$"});
+    CHECK(r.exit_code == 128 + SIGKILL);
+}
+
+TEST_CASE_FIXTURE(RunFixture, "-c runs a shell command with /bin/sh -c") {
+    const auto r = dlock({"run", "job", "-c", "echo \"in $DLOCK_KEY\"; exit 7"});
+    CHECK(r.exit_code == 7);
+    CHECK(r.out == "in job\n");
+}
+
+TEST_CASE_FIXTURE(RunFixture, "stdout, stderr and stdin belong to the command") {
+    SUBCASE("output passes through untouched, with or without --json") {
+        for (const bool json : {false, true}) {
+            CAPTURE(json);
+            std::vector<std::string> args{"run", "job", "--", "sh", "-c", "echo out; echo err >&2"};
+            if (json)
+                args.insert(args.begin(), "--json");
+            const auto r = dlock(args);
+            CHECK(r.exit_code == 0);
+            CHECK(r.out == "out\n");
+            CHECK(r.err == "err\n");
+        }
+    }
+    SUBCASE("the command reads dlock's stdin") {
+        const auto r = run(
+            {"/bin/sh", "-c", "printf 'line one\\nline two\\n' | \"$DLOCK_BIN\" run job -- cat"},
+            env);
+        CHECK(r.exit_code == 0);
+        CHECK(r.out == "line one\nline two\n");
+    }
+}
+
+TEST_CASE_FIXTURE(RunFixture, "the command sees DLOCK_KEY, DLOCK_OWNER and DLOCK_FENCE") {
+    // The command asks dlock itself who holds the lock: it must be the owner it was given.
+    const std::string script = "echo \"$DLOCK_KEY\"; echo \"$DLOCK_OWNER\"; echo \"$DLOCK_FENCE\"; "
+                               "\"$DLOCK_BIN\" --json status \"$DLOCK_KEY\"";
+    const auto first = dlock({"run", "nightly backup", "--", "sh", "-c", script});
+    REQUIRE(first.exit_code == 0);
+    std::istringstream lines(first.out);
+    std::string key, owner, fence, status;
+    std::getline(lines, key);
+    std::getline(lines, owner);
+    std::getline(lines, fence);
+    std::getline(lines, status);
+    CHECK(key == "nightly backup");
+    CHECK(owner.size() == 32);
+    CHECK(status.find("\"holder\":\"" + owner + "\"") != std::string::npos);
+    CHECK(status.find("\"fence\":" + fence) != std::string::npos);
+
+    long long previous = std::stoll(fence);
+    for (int i = 0; i < 3; ++i) {
+        const auto next = dlock({"run", "nightly backup", "--", "sh", "-c", "echo $DLOCK_FENCE"});
+        REQUIRE(next.exit_code == 0);
+        const long long current = std::stoll(next.out);
+        CHECK(current > previous);
+        previous = current;
+    }
+}
+
+TEST_CASE_FIXTURE(RunFixture, "renewal keeps the lock held far past its TTL, and run frees it") {
+    Fifo ready(path("ready"));
+    auto job = start(
+        {"run", "job", "--ttl", "1s", "--", "sh", "-c", "echo go > \"$0\"; sleep 4", ready.path()});
+    REQUIRE(ready.read_line(10s) == "go");
+    int refused = 0;
+    while (!job->wait_for(250ms)) {
+        const auto other = dlock({"acquire", "job", "--ttl", "1s"});
+        if (job->wait_for(0ms))
+            break; // the run may have ended while we asked; that answer proves nothing
+        CHECK(other.exit_code == 75);
+        ++refused;
+    }
+    const auto r = job->wait();
+    CHECK(r.exit_code == 0);
+    CHECK(refused >= 3); // 4s of a 1s lease: it was renewed, or others would have got it
+    CHECK(dlock({"acquire", "job", "--ttl", "1s"}).exit_code == 0);
+}
+
+TEST_CASE_FIXTURE(RunFixture,
+                  "a force-released lock stops the command at the next renewal: exit 79") {
+    // TTL 9s: renewals every 3s. Stopped well before the lease would have ended, so it was
+    // the renewal, refused, that noticed.
+    Fifo fifo(path("fifo"));
+    auto job =
+        start({"run", "job", "--ttl", "9s", "--", "sh", "-c",
+               "trap 'echo TERM > \"$0\"; exit 0' TERM; sleep 300 & echo \"$$ $!\" > \"$0\"; wait",
+               fifo.path()});
+    const auto line = fifo.read_line(10s);
+    REQUIRE(line);
+    const auto pids = pids_in(*line);
+    REQUIRE(pids.size() == 2);
+
+    const auto released = Clock::now();
+    REQUIRE(dlock({"force-release", "job"}).exit_code == 0);
+    const auto r = finish(*job, 15s);
+    const double elapsed = seconds_since(released);
+    CHECK(r.exit_code == 79);
+    CHECK(r.err.find("lock 'job' lost") != std::string::npos);
+    CHECK(elapsed < 6.0);
+    CHECK(fifo.read_line(0ms) == "TERM"); // the command got SIGTERM
+    CHECK(has_exited(pids[0]));
+    CHECK(exits_within(pids[1], 5s)); // and so did its child, with the group
+}
+
+TEST_CASE_FIXTURE(RunFixture, "a command that ignores SIGTERM is killed after --kill-grace") {
+    Fifo fifo(path("fifo"));
+    auto job = start({"run", "job", "--ttl", "3s", "--kill-grace", "500ms", "--", "sh", "-c",
+                      "trap '' TERM; echo $$ > \"$0\"; while :; do sleep 1; done", fifo.path()});
+    REQUIRE(fifo.read_line(10s));
+    const auto released = Clock::now();
+    REQUIRE(dlock({"force-release", "job"}).exit_code == 0);
+    const auto r = finish(*job, 15s);
+    CHECK(r.exit_code == 79);
+    CHECK(seconds_since(released) >= 0.5);
+}
+
+TEST_CASE_FIXTURE(RunFixture,
+                  "signals sent to dlock reach the command; the lock is released after") {
+    // A shell cannot trap what it inherited as ignored (a background job's SIGINT, SIGQUIT).
+    for (const int s : {SIGINT, SIGQUIT, SIGHUP, SIGTERM, SIGUSR1, SIGUSR2})
+        std::signal(s, SIG_DFL);
+    for (const std::string name : {"TERM", "INT", "HUP", "QUIT", "USR1", "USR2"}) {
+        CAPTURE(name);
+        Fifo fifo(path("fifo-" + name));
+        auto job = start({"run", "job", "--", "sh", "-c",
+                          "trap 'echo " + name + " > \"$0\"; exit 3' " + name +
+                              "; sleep 300 & echo ready > \"$0\"; wait",
+                          fifo.path()});
+        REQUIRE(fifo.read_line(10s) == "ready");
+        CHECK(dlock({"status", "job"}).exit_code == 0);
+        const int signo = name == "TERM"   ? SIGTERM
+                          : name == "INT"  ? SIGINT
+                          : name == "HUP"  ? SIGHUP
+                          : name == "QUIT" ? SIGQUIT
+                          : name == "USR1" ? SIGUSR1
+                                           : SIGUSR2;
+        job->signal(signo);
+        CHECK(fifo.read_line(10s) == name);
+        const auto r = finish(*job, 15s);
+        CHECK(r.exit_code == 3);                        // dlock itself did not die of the signal
+        CHECK(dlock({"status", "job"}).exit_code == 1); // released
+    }
+}
+
+TEST_CASE_FIXTURE(RunFixture, "processes the command leaves behind are stopped before release") {
+    SUBCASE("SIGTERM ends them") {
+        Fifo fifo(path("fifo"));
+        const auto r =
+            dlock({"run", "job", "--", "sh", "-c", "sleep 300 & echo $! > \"$0\"", fifo.path()});
+        CHECK(r.exit_code == 0);
+        const auto line = fifo.read_line(0ms);
+        REQUIRE(line);
+        CHECK(has_exited(std::stoi(*line))); // gone by the time dlock returned
+    }
+    SUBCASE("SIGKILL after the grace period ends those that ignore SIGTERM") {
+        Fifo fifo(path("fifo"));
+        const auto start = Clock::now();
+        const auto r = dlock({"run", "job", "--kill-grace", "500ms", "--", "sh", "-c",
+                              "(trap '' TERM; exec sleep 300) & echo $! > \"$0\"", fifo.path()});
+        CHECK(r.exit_code == 0);
+        CHECK(seconds_since(start) >= 0.5);
+        const auto line = fifo.read_line(0ms);
+        REQUIRE(line);
+        CHECK(exits_within(std::stoi(*line), 5s));
+    }
+}
+
+TEST_CASE_FIXTURE(RunFixture, "SIGKILL to dlock kills the command and its children; the lock "
+                              "frees within the TTL") {
+    Fifo fifo(path("fifo"));
+    auto job = start({"run", "job", "--ttl", "2s", "--", "sh", "-c",
+                      "sleep 300 & echo \"$$ $!\" > \"$0\"; wait", fifo.path()});
+    const auto line = fifo.read_line(10s);
+    REQUIRE(line);
+    const auto pids = pids_in(*line);
+    REQUIRE(pids.size() == 2);
+
+    const auto killed = Clock::now();
+    job->signal(SIGKILL);
+    CHECK(job->wait().signal == SIGKILL);
+    CHECK(exits_within(pids[0], 5s)); // PR_SET_PDEATHSIG
+    CHECK(exits_within(pids[1], 5s)); // the guardian, for the rest of the group
+    // block wakes when the lease runs out: no polling.
+    const auto taken = dlock({"block", "job", "--wait", "10s"});
+    CHECK(taken.exit_code == 0);
+    CHECK(seconds_since(killed) < 2.0 + 2.0);
+}
+
+TEST_CASE_FIXTURE(RunFixture, "Redis going away stops the command by the lease end, not before") {
+    // TTL 3s: renewals every 1s, so after the stop the lease lasts at least ~2s more.
+    Fifo fifo(path("fifo"));
+    auto job = start({"run", "job", "--ttl", "3s", "--", "sh", "-c",
+                      "echo $$ > \"$0\"; exec sleep 300", fifo.path()});
+    const auto line = fifo.read_line(10s);
+    REQUIRE(line);
+    const pid_t command = std::stoi(*line);
+
+    const auto stopped = Clock::now();
+    server.stop();
+    REQUIRE(exits_within(command, 10s));
+    const double elapsed = seconds_since(stopped);
+    CHECK(elapsed >= 1.5); // retried, not given up at the first failure
+    CHECK(elapsed < 3.0 + 1.5);
+    const auto r = finish(*job, 10s);
+    CHECK(r.exit_code == 79);
+    CHECK(r.err.find("cannot renew lock 'job'") != std::string::npos);
+    CHECK(r.err.find("lock 'job' lost") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(RunFixture,
+                  "a hung Redis stops the command by the lease end, whatever --timeout") {
+    // The server is frozen: connections are accepted and never answered. Each attempt must
+    // give up in time, though --timeout alone would wait 10s.
+    Fifo fifo(path("fifo"));
+    auto job = start({"--timeout", "10s", "run", "job", "--ttl", "2s", "--", "sh", "-c",
+                      "echo $$ > \"$0\"; exec sleep 300", fifo.path()});
+    const auto line = fifo.read_line(10s);
+    REQUIRE(line);
+    const pid_t command = std::stoi(*line);
+
+    const auto frozen = Clock::now();
+    kill(server.pid(), SIGSTOP);
+    const bool stopped = exits_within(command, 10s);
+    const double elapsed = seconds_since(frozen);
+    kill(server.pid(), SIGCONT); // lets dlock's final release through
+    CHECK(stopped);
+    CHECK(elapsed < 2.0 + 1.5);
+    const auto r = finish(*job, 15s);
+    CHECK(r.exit_code == 79);
+}
+
+TEST_CASE_FIXTURE(RunFixture, "8 concurrent runs serialize a read-modify-write: 200 increments") {
+    { std::ofstream(path("counter")) << "0\n"; }
+    const std::string worker = "i=0; while [ $i -lt 25 ]; do "
+                               "\"$DLOCK_BIN\" run counter --wait 120s -- sh -c "
+                               "'n=$(cat \"$0\"); echo $((n+1)) > \"$0\"' \"$1\" || exit 1; "
+                               "i=$((i+1)); done";
+    std::vector<std::unique_ptr<Child>> workers;
+    for (int w = 0; w < 8; ++w)
+        workers.push_back(std::make_unique<Child>(
+            std::vector<std::string>{"/bin/sh", "-c", worker, "worker", path("counter")}, env));
+    for (auto& w : workers) {
+        const auto r = finish(*w, 180s);
+        CHECK(r.exit_code == 0);
+        CHECK(r.err == "");
+    }
+    CHECK(read_file(path("counter")) == "200\n");
+}
+
+TEST_CASE_FIXTURE(RunFixture, "a busy lock: exit 75 (or -E N) and the command does not run") {
+    REQUIRE(dlock({"acquire", "job", "--ttl", "30s"}).exit_code == 0);
+    const std::vector<std::string> touch{"--", "touch", path("ran")};
+    const auto with = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {"run", "job"});
+        args.insert(args.end(), touch.begin(), touch.end());
+        return args;
+    };
+
+    SUBCASE("-n") {
+        const auto r = dlock(with({"-n"}));
+        CHECK(r.exit_code == 75);
+        CHECK(r.err.find("held by another owner") != std::string::npos);
+    }
+    SUBCASE("--wait 0 is -n") {
+        CHECK(dlock(with({"--wait", "0"})).exit_code == 75);
+    }
+    SUBCASE("-E N") {
+        CHECK(dlock(with({"-n", "-E", "3"})).exit_code == 3);
+    }
+    SUBCASE("a wait that runs out") {
+        const auto start = Clock::now();
+        const auto r = dlock(with({"--wait", "300ms"}));
+        CHECK(r.exit_code == 75);
+        CHECK(seconds_since(start) >= 0.3);
+    }
+    SUBCASE("--json reports on stdout; nothing ran to write there") {
+        const auto r = dlock({"--json", "run", "job", "-n", "--", "touch", path("ran")});
+        CHECK(r.exit_code == 75);
+        CHECK(r.out.find("\"status\":\"busy\"") != std::string::npos);
+    }
+    CHECK_FALSE(exists("ran"));
+}
+
+TEST_CASE_FIXTURE(RunFixture, "-n on a free lock runs the command") {
+    CHECK(dlock({"run", "job", "-n", "--", "touch", path("ran")}).exit_code == 0);
+    CHECK(exists("ran"));
+}
+
+TEST_CASE_FIXTURE(RunFixture, "a command that cannot start: 127 not found, 126 not executable") {
+    SUBCASE("not found in PATH") {
+        const auto r = dlock({"run", "job", "--", "no-such-command-anywhere"});
+        CHECK(r.exit_code == 127);
+        CHECK(r.err == "dlock: no-such-command-anywhere: command not found\n");
+    }
+    SUBCASE("no such file") {
+        const auto r = dlock({"run", "job", "--", path("missing")});
+        CHECK(r.exit_code == 127);
+    }
+    SUBCASE("not executable") {
+        std::ofstream(path("script.sh")) << "echo hi\n";
+        const auto r = dlock({"run", "job", "--", path("script.sh")});
+        CHECK(r.exit_code == 126);
+        CHECK(r.err.find("Permission denied") != std::string::npos);
+    }
+    SUBCASE("a directory") {
+        CHECK(dlock({"run", "job", "--", dir}).exit_code == 126);
+    }
+    CHECK(dlock({"status", "job"}).exit_code == 1); // the lock was released
+}
+
+TEST_CASE_FIXTURE(RunFixture, "an executable file without #! runs with /bin/sh, as execvp does") {
+    { std::ofstream(path("plain")) << "echo \"plain $1\"\n"; }
+    chmod(path("plain").c_str(), 0700);
+    const auto r = dlock({"run", "job", "--", path("plain"), "arg"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "plain arg\n");
+}
+
+TEST_CASE_FIXTURE(RunFixture, "Redis unreachable at start: exit 69, nothing runs") {
+    const auto r = run_dlock(
+        {"--redis", "unix://" + dir + "/no.sock", "run", "job", "--", "touch", path("ran")});
+    CHECK(r.exit_code == 69);
+    CHECK_FALSE(exists("ran"));
+}
+
+TEST_CASE_FIXTURE(RunFixture, "the command inherits no descriptor of dlock's") {
+    const auto plain = run({"/bin/ls", "/proc/self/fd"}, env);
+    const auto under = dlock({"run", "job", "--", "/bin/ls", "/proc/self/fd"});
+    REQUIRE(under.exit_code == 0);
+    CHECK(under.out == plain.out);
+}
+
+TEST_CASE_FIXTURE(RunFixture, "bad run arguments are usage errors") {
+    CHECK(dlock({"run", "job"}).exit_code == 64);
+    CHECK(dlock({"run", "job", "-c", "true", "--", "true"}).exit_code == 64);
+    CHECK(dlock({"run", "job", "--ttl", "500ms", "--", "true"}).exit_code == 64);
+    CHECK(dlock({"run", "job", "-n", "--wait", "1s", "--", "true"}).exit_code == 64);
+    CHECK(dlock({"run", "job", "--kill-grace", "soon", "--", "true"}).exit_code == 64);
+}
