@@ -93,13 +93,7 @@ std::vector<int> SignalRouting::take_pending() {
 
 // --- terminal ------------------------------------------------------------------------------
 
-Terminal::Terminal() {
-    fd_ = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (fd_ >= 0 && !dlock_in_foreground()) {
-        close(fd_);
-        fd_ = -1;
-    }
-}
+Terminal::Terminal() : fd_(open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) {}
 
 Terminal::~Terminal() {
     take_back();

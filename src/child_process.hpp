@@ -38,9 +38,9 @@ private:
     int fd_ = -1;
 };
 
-// The controlling terminal, when dlock runs in its foreground: the command's group gets it
-// (so it can read the terminal and Ctrl-C reaches it) and dlock takes it back afterwards.
-// Inactive without a terminal (cron, systemd, pipelines in the background).
+// dlock's controlling terminal, if it has one (not under cron or systemd). While dlock's job
+// is in the foreground, the command's group has the terminal instead (so it can read it and
+// Ctrl-C reaches it); dlock takes it back afterwards.
 class Terminal {
 public:
     Terminal();
@@ -49,7 +49,8 @@ public:
     Terminal& operator=(const Terminal&) = delete;
 
     bool active() const { return fd_ >= 0; }
-    int fd() const { return fd_; }
+    // The terminal for the command to take before exec: -1 unless dlock is in the foreground.
+    int fd_for_command() const { return dlock_in_foreground() ? fd_ : -1; }
     // True when dlock's own process group is in the foreground.
     bool dlock_in_foreground() const;
     // The command's group has the terminal (it took it itself before exec, or we gave it).

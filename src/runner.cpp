@@ -240,7 +240,7 @@ private:
                 command_.exited_with(status);
                 terminal_.take_back();
             } else if (pid == command_.pid() && WIFSTOPPED(status)) {
-                follow_stop();
+                follow_stop(WSTOPSIG(status));
             } else if (pid == guardian_.pid() && ended) {
                 guardian_.reaped();
                 hooks_.notice("the guardian process died; if dlock is killed now, processes the "
@@ -249,12 +249,15 @@ private:
         }
     }
 
-    // Ctrl-Z (or a tty stop) stopped the command, which has the terminal: stop dlock's own
-    // job too, so the shell gets the terminal back; on `fg`, hand it over again. Renewals
-    // pause while dlock is stopped: a stop longer than the lease loses the lock.
-    void follow_stop() {
-        if (!terminal_.active())
-            return; // no job control around dlock: the command just stays stopped
+    // Job control stopped the command: Ctrl-Z, or reading (writing, with TOSTOP) the terminal
+    // while dlock's job is in the background. Stop dlock's own job too, as the terminal would
+    // have if the command were in it, so the shell sees the job stopped and gets the terminal;
+    // on `fg`, hand the terminal over again. Renewals pause while dlock is stopped: a stop
+    // longer than the lease loses the lock. A plain SIGSTOP (an operator's) is left alone.
+    void follow_stop(int signo) {
+        const bool job_control = signo == SIGTSTP || signo == SIGTTIN || signo == SIGTTOU;
+        if (!terminal_.active() || !job_control)
+            return;
         terminal_.take_back();
         kill(0, SIGTSTP);
         // Continued (fg or bg). Check the lease before the command may work again.
@@ -340,9 +343,9 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
         const std::vector<std::string> env =
             detail::environment_with({"DLOCK_KEY=" + spec.key, "DLOCK_OWNER=" + lease.token,
                                       "DLOCK_FENCE=" + std::to_string(lease.fence)});
-        const detail::Spawned spawned =
-            detail::spawn_command(spec.argv, env, signals, terminal.fd());
-        if (terminal.active())
+        const int tty = terminal.fd_for_command();
+        const detail::Spawned spawned = detail::spawn_command(spec.argv, env, signals, tty);
+        if (tty >= 0)
             terminal.handed_to(spawned.pid);
         if (spawned.exec_error != 0) {
             terminal.take_back();

@@ -17,10 +17,12 @@
 #include <memory>
 #include <optional>
 #include <poll.h>
+#include <pty.h>
 #include <sstream>
 #include <string>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -106,6 +108,84 @@ std::vector<pid_t> pids_in(const std::string& line) {
     }
     return pids;
 }
+
+// A process on a new pseudo-terminal: it is a session leader with the terminal as its
+// controlling terminal, as a login shell is.
+class Pty {
+public:
+    Pty(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+        std::vector<std::string> args = argv;
+        std::vector<std::string> vars = env;
+        std::vector<char*> c_args, c_vars;
+        for (auto& a : args)
+            c_args.push_back(a.data());
+        c_args.push_back(nullptr);
+        for (auto& v : vars)
+            c_vars.push_back(v.data());
+        c_vars.push_back(nullptr);
+        pid_ = forkpty(&master_, nullptr, nullptr, nullptr);
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            for (const int s : {SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGHUP})
+                std::signal(s, SIG_DFL);
+            execve(c_args[0], c_args.data(), c_vars.data());
+            _exit(127);
+        }
+    }
+    ~Pty() {
+        if (!reaped_) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+        close(master_);
+    }
+    Pty(const Pty&) = delete;
+    Pty& operator=(const Pty&) = delete;
+
+    pid_t pid() const { return pid_; }
+    // The terminal's foreground process group.
+    pid_t foreground() const { return tcgetpgrp(master_); }
+    void type(const std::string& keys) const {
+        REQUIRE(write(master_, keys.data(), keys.size()) == static_cast<ssize_t>(keys.size()));
+    }
+    // Reads what the terminal shows until `text` appears; false after `limit`.
+    bool shows(const std::string& text, milliseconds limit) {
+        const auto deadline = Clock::now() + limit;
+        for (;;) {
+            if (output_.find(text) != std::string::npos)
+                return true;
+            const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
+            if (left.count() <= 0)
+                return false;
+            pollfd pfd{master_, POLLIN, 0};
+            if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0)
+                continue;
+            char chunk[512];
+            const ssize_t n = read(master_, chunk, sizeof chunk);
+            if (n <= 0)
+                return false;
+            output_.append(chunk, static_cast<std::size_t>(n));
+        }
+    }
+    int wait_exit(milliseconds limit) {
+        const auto deadline = Clock::now() + limit;
+        int status = 0;
+        while (waitpid(pid_, &status, WNOHANG) == 0) {
+            shows("\x01never\x01", 50ms); // keeps the terminal drained meanwhile
+            if (Clock::now() > deadline)
+                return -1;
+        }
+        reaped_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    const std::string& output() const { return output_; }
+
+private:
+    pid_t pid_ = -1;
+    int master_ = -1;
+    bool reaped_ = false;
+    std::string output_;
+};
 
 // Each test case: its own redis-server, a scratch directory, and the environment pointing
 // dlock (and scripts that call it as "$DLOCK_BIN") at that server.
@@ -485,4 +565,116 @@ TEST_CASE_FIXTURE(RunFixture, "bad run arguments are usage errors") {
     CHECK(dlock({"run", "job", "--ttl", "500ms", "--", "true"}).exit_code == 64);
     CHECK(dlock({"run", "job", "-n", "--wait", "1s", "--", "true"}).exit_code == 64);
     CHECK(dlock({"run", "job", "--kill-grace", "soon", "--", "true"}).exit_code == 64);
+}
+
+namespace {
+
+// "TPGID PGID" of the shell that runs this, written to the FIFO in $1 with a tag.
+constexpr const char* report_pgids = "echo \"$TAG $(ps -o tpgid= -p $$) $(ps -o pgid= -p $$)\"";
+
+struct Pgids {
+    std::string tag;
+    pid_t terminal = 0; // the terminal's foreground group, as the shell sees it
+    pid_t own = 0;      // the shell's own group
+};
+
+Pgids parse_pgids(const std::optional<std::string>& line) {
+    REQUIRE(line);
+    std::istringstream in(*line);
+    Pgids p;
+    in >> p.tag >> p.terminal >> p.own;
+    return p;
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(RunFixture, "on a terminal the command gets the foreground: Ctrl-C reaches only "
+                              "it, and the terminal comes back") {
+    // A non-interactive shell runs dlock, as a script started from a terminal does: it does
+    // no job control, so whoever has the terminal afterwards got it from dlock.
+    {
+        std::ofstream(path("command.sh")) << "trap 'echo INT > \"$1\"; exit 5' INT\n"
+                                          << "TAG=command; " << report_pgids << " > \"$1\"\n"
+                                          << "sleep 300 &\nwhile :; do wait; done\n";
+        std::ofstream(path("caller.sh")) << "\"$DLOCK_BIN\" run job -- sh \"$2\" \"$1\"\n"
+                                         << "TAG=\"caller:$?\"; " << report_pgids << " > \"$1\"\n";
+    }
+    Fifo fifo(path("fifo"));
+    Pty terminal({"/bin/sh", path("caller.sh"), fifo.path(), path("command.sh")},
+                 {env[0], env[1], "PATH=/usr/bin:/bin"});
+
+    const Pgids command = parse_pgids(fifo.read_line(10s));
+    CHECK(command.tag == "command");
+    CHECK(command.terminal == command.own); // the command's group is in the foreground
+    CHECK(command.own != terminal.pid());   // and it is not the caller's group
+
+    terminal.type("\x03"); // Ctrl-C
+    CHECK(fifo.read_line(10s) == "INT");
+    const Pgids caller = parse_pgids(fifo.read_line(10s));
+    CHECK(caller.tag == "caller:5"); // the caller was not interrupted; run passed 5 through
+    CHECK(caller.terminal == caller.own);
+    CHECK(terminal.wait_exit(10s) == 0);
+}
+
+TEST_CASE_FIXTURE(RunFixture, "under an interactive shell, Ctrl-Z suspends the whole job and fg "
+                              "resumes it with the terminal") {
+    {
+        std::ofstream(path("command.sh"))
+            << "trap 'echo INT > \"$1\"; exit 5' INT\n"
+            << "trap 'TAG=continued; " << report_pgids << " > \"$1\"' CONT\n"
+            << "TAG=command; " << report_pgids << " > \"$1\"\n"
+            << "sleep 300 &\nwhile :; do wait; done\n";
+    }
+    Fifo fifo(path("fifo"));
+    Pty shell({"/bin/bash", "--norc", "--noprofile", "-i"},
+              {env[0], env[1], "PATH=/usr/bin:/bin", "PS1=$ ", "TERM=dumb"});
+    REQUIRE(shell.shows("$ ", 10s));
+    shell.type("\"$DLOCK_BIN\" run job -- sh " + path("command.sh") + " " + fifo.path() + "\n");
+    const Pgids command = parse_pgids(fifo.read_line(10s));
+    CHECK(command.terminal == command.own);
+
+    shell.type("\x1a"); // Ctrl-Z
+    REQUIRE(shell.shows("Stopped", 10s));
+    CHECK(shell.foreground() == shell.pid()); // the shell has its terminal back
+    CHECK(dlock({"status", "job"}).exit_code == 0);
+
+    shell.type("fg\n");
+    const Pgids resumed = parse_pgids(fifo.read_line(10s));
+    CHECK(resumed.tag == "continued");
+    CHECK(resumed.own == command.own);
+    CHECK(resumed.terminal == command.own); // dlock handed the terminal over again
+
+    shell.type("\x03");
+    CHECK(fifo.read_line(10s) == "INT");
+    shell.type("echo \"status=$?\"\n");
+    CHECK(shell.shows("status=5", 10s));
+    shell.type("exit\n");
+    CHECK(shell.wait_exit(10s) == 0);
+}
+
+TEST_CASE_FIXTURE(RunFixture, "a job started in the background stops when the command reads the "
+                              "terminal, and fg lets it read") {
+    {
+        std::ofstream(path("command.sh")) << "TAG=command; " << report_pgids << " > \"$1\"\n"
+                                          << "read line\necho \"read:$line\" > \"$1\"\n";
+    }
+    Fifo fifo(path("fifo"));
+    Pty shell({"/bin/bash", "--norc", "--noprofile", "-i"},
+              {env[0], env[1], "PATH=/usr/bin:/bin", "PS1=$ ", "TERM=dumb"});
+    REQUIRE(shell.shows("$ ", 10s));
+    shell.type("set -b; \"$DLOCK_BIN\" run job -- sh " + path("command.sh") + " " + fifo.path() +
+               " &\n");
+    const Pgids command = parse_pgids(fifo.read_line(10s));
+    CHECK(command.terminal != command.own); // in the background, it did not take the terminal
+
+    // Its read stops it (SIGTTIN); dlock stops its job in turn, so the shell can say so.
+    REQUIRE(shell.shows("Stopped", 10s));
+    shell.type("fg\n");
+    REQUIRE(shell.shows("run job", 10s)); // fg prints the job it resumes
+    shell.type("hello\n");
+    CHECK(fifo.read_line(10s) == "read:hello");
+    shell.type("echo \"status=$?\"\n");
+    CHECK(shell.shows("status=0", 10s));
+    shell.type("exit\n");
+    CHECK(shell.wait_exit(10s) == 0);
 }
