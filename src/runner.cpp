@@ -222,8 +222,12 @@ private:
         for (const int signo : signals_.take_pending()) {
             if (signo == SIGCHLD)
                 reap();
-            else if (detail::SignalRouting::forwarded(signo) && !command_.exited())
+            else if (!detail::SignalRouting::forwarded(signo))
+                continue;
+            else if (!command_.exited())
                 kill(command_.pid(), signo);
+            else // the command is gone: to what it left behind, which dlock is waiting for
+                command_.signal_group(signo);
         }
     }
 

@@ -385,12 +385,25 @@ TEST_CASE_FIXTURE(RunFixture, "processes the command leaves behind are stopped b
         Fifo fifo(path("fifo"));
         const auto start = Clock::now();
         const auto r = dlock({"run", "job", "--kill-grace", "500ms", "--", "sh", "-c",
-                              "(trap '' TERM; exec sleep 300) & echo $! > \"$0\"", fifo.path()});
+                              "trap '' TERM; sleep 300 & echo $! > \"$0\"", fifo.path()});
         CHECK(r.exit_code == 0);
         CHECK(seconds_since(start) >= 0.5);
         const auto line = fifo.read_line(0ms);
         REQUIRE(line);
         CHECK(exits_within(std::stoi(*line), 5s));
+    }
+    SUBCASE("signals sent to dlock meanwhile reach them") {
+        Fifo fifo(path("fifo"));
+        auto job = start({"run", "job", "--kill-grace", "120s", "--", "sh", "-c",
+                          "trap '' TERM; (trap 'echo USR1 > \"$0\"; exit 0' USR1; "
+                          "echo ready > \"$0\"; while :; do sleep 0.1; done) &",
+                          fifo.path()});
+        REQUIRE(fifo.read_line(10s) == "ready");
+        // The command has exited; dlock waits for the leftover, which ignores SIGTERM.
+        CHECK_FALSE(job->wait_for(300ms));
+        job->signal(SIGUSR1);
+        CHECK(fifo.read_line(10s) == "USR1");
+        CHECK(finish(*job, 10s).exit_code == 0);
     }
 }
 
