@@ -62,6 +62,10 @@ SignalRouting::SignalRouting() {
     ignore.sa_handler = SIG_IGN;
     sigemptyset(&ignore.sa_mask);
     sigaction(SIGPIPE, &ignore, &original_sigpipe_);
+    struct sigaction by_default {};
+    by_default.sa_handler = SIG_DFL;
+    sigemptyset(&by_default.sa_mask);
+    sigaction(SIGCHLD, &by_default, &original_sigchld_);
     prctl(PR_GET_CHILD_SUBREAPER, &was_subreaper_);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
 }
@@ -71,9 +75,14 @@ SignalRouting::~SignalRouting() {
     // Whatever arrived after the command ended has nobody to go to; delivered after the
     // mask is restored, it would kill dlock instead.
     take_pending();
-    sigaction(SIGPIPE, &original_sigpipe_, nullptr);
-    sigprocmask(SIG_SETMASK, &original_mask_, nullptr);
+    restore_for_exec();
     close(fd_);
+}
+
+void SignalRouting::restore_for_exec() const {
+    sigaction(SIGPIPE, &original_sigpipe_, nullptr);
+    sigaction(SIGCHLD, &original_sigchld_, nullptr);
+    sigprocmask(SIG_SETMASK, &original_mask_, nullptr);
 }
 
 std::vector<int> SignalRouting::take_pending() {
@@ -325,8 +334,7 @@ Spawned spawn_command(const std::vector<std::string>& argv, const std::vector<st
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) // dlock died before PR_SET_PDEATHSIG took hold
             _exit(128 + SIGKILL);
-        sigaction(SIGPIPE, &signals.original_sigpipe(), nullptr);
-        sigprocmask(SIG_SETMASK, &signals.original_mask(), nullptr);
+        signals.restore_for_exec();
         int error = exec_search(files, c_args.data(), c_sh_args, c_env.data());
         if (write(report[1], &error, sizeof error) != sizeof error) {
             // Nothing left to tell it with; the exit status says 127.

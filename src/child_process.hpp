@@ -11,9 +11,10 @@
 namespace dlock::detail {
 
 // Blocks the signals `dlock run` handles and delivers them through a signalfd, so one poll
-// loop sees them; ignores SIGPIPE (hiredis writes with write(2)). Makes dlock a child
-// subreaper, so orphans of the command become its children and it learns when they exit.
-// The destructor restores everything.
+// loop sees them; ignores SIGPIPE (hiredis writes with write(2)); makes sure SIGCHLD is not
+// ignored (an inherited SIG_IGN would have the kernel reap the command unseen). Makes dlock a
+// child subreaper, so orphans of the command become its children and it learns when they
+// exit. The destructor restores everything.
 class SignalRouting {
 public:
     SignalRouting();
@@ -24,9 +25,9 @@ public:
     int fd() const { return fd_; }
     // Pending signals, in arrival order; empty when none.
     std::vector<int> take_pending();
-    // What the command must start with: the mask and SIGPIPE action dlock had before.
-    const sigset_t& original_mask() const { return original_mask_; }
-    const struct sigaction& original_sigpipe() const { return original_sigpipe_; }
+    // What the command must start with: the signal state dlock itself started with. Only
+    // async-signal-safe calls, for the forked child.
+    void restore_for_exec() const;
 
     // The signals forwarded to the command.
     static bool forwarded(int signo);
@@ -34,6 +35,7 @@ public:
 private:
     sigset_t original_mask_{};
     struct sigaction original_sigpipe_ {};
+    struct sigaction original_sigchld_ {};
     int was_subreaper_ = 0;
     int fd_ = -1;
 };

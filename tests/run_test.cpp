@@ -572,6 +572,38 @@ TEST_CASE_FIXTURE(RunFixture, "the command inherits no descriptor of dlock's") {
     CHECK(under.out == plain.out);
 }
 
+TEST_CASE_FIXTURE(RunFixture,
+                  "the command starts with the signal dispositions dlock started with") {
+    const auto ignored = [](const std::string& status) {
+        const auto at = status.find("SigIgn:");
+        REQUIRE(at != std::string::npos);
+        return std::stoull(status.substr(at + 7, status.find('\n', at) - at - 7), nullptr, 16);
+    };
+    const auto bit = [](int signo) {
+        return 1ULL << (signo - 1);
+    };
+    // dlock ignores SIGPIPE itself; the command must not inherit that.
+    const auto plain = dlock({"run", "job", "--", "grep", "SigIgn", "/proc/self/status"});
+    REQUIRE(plain.exit_code == 0);
+    CHECK((ignored(plain.out) & bit(SIGPIPE)) == 0);
+
+    // With SIGCHLD ignored the kernel would reap the command unseen: dlock undoes that for
+    // itself, sees the exit, and hands the command what it was given.
+    const std::vector<std::string> ignoring{
+        "/usr/bin/env", "--ignore-signal=CHLD", DLOCK_BINARY, "run", "job", "--"};
+    auto with = [&](std::vector<std::string> command) {
+        std::vector<std::string> argv = ignoring;
+        argv.insert(argv.end(), command.begin(), command.end());
+        return std::make_unique<Child>(argv, env);
+    };
+    auto exits = with({"sh", "-c", "exit 3"});
+    CHECK(finish(*exits, 20s).exit_code == 3);
+    auto shows = with({"grep", "SigIgn", "/proc/self/status"});
+    const auto r = finish(*shows, 20s);
+    REQUIRE(r.exit_code == 0);
+    CHECK((ignored(r.out) & bit(SIGCHLD)) != 0);
+}
+
 TEST_CASE_FIXTURE(RunFixture, "bad run arguments are usage errors") {
     CHECK(dlock({"run", "job"}).exit_code == 64);
     CHECK(dlock({"run", "job", "-c", "true", "--", "true"}).exit_code == 64);
