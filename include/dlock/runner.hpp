@@ -67,7 +67,9 @@ struct RunResult {
 
 // Throws UsageError for a bad spec (empty argv, TTL under min_run_ttl, bad key) and
 // UnavailableError when Redis cannot be reached before the command starts. Once the command
-// has started, nothing throws: Redis trouble is retried until the lease ends.
+// has started, Redis trouble no longer throws: it is retried until the lease ends. Should a
+// system call fail (InternalError), the command's group is SIGKILLed and the command reaped
+// before the exception leaves, and the lock is released on the way out.
 RunResult run_locked(const RunSpec& spec, const RunHooks& hooks);
 
 } // namespace dlock
