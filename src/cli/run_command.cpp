@@ -94,19 +94,24 @@ void setup_run_command(CLI::App& app, Invocation& inv) {
                 "127 command not found; 126 not executable. --json changes only dlock's own\n"
                 "error reports: stdout belongs to the command.");
     add_key_argument(*cmd, opts->key);
-    cmd->add_option("CMD", opts->command, "The command and its arguments (after --)");
+    cmd->add_option("CMD", opts->command, "The command and its arguments (after --)")
+        ->type_name("ARG");
     opts->shell_option =
-        cmd->add_option("-c", opts->shell_command, "Run this with /bin/sh -c instead of CMD");
+        cmd->add_option("-c", opts->shell_command, "Run this with /bin/sh -c instead of CMD")
+            ->type_name("COMMAND");
     cmd->add_option("--ttl", opts->ttl,
-                    "Lease length (DUR, at least 1s); renewed every TTL/3 while CMD runs, so "
-                    "the lock frees within one TTL if dlock dies")
+                    "Lease length (at least 1s), renewed every TTL/3 while CMD runs; if dlock "
+                    "dies, the lock frees within one TTL")
+        ->type_name("DUR")
         ->capture_default_str();
     auto* wait = cmd->add_option("--wait", opts->wait, "Longest wait for KEY (DUR, or 'inf')")
+                     ->type_name("DUR")
                      ->capture_default_str();
     cmd->add_flag("-n,--nonblock", opts->nonblock, "One attempt, no waiting (same as --wait 0)")
         ->excludes(wait);
     cmd->add_option("--kill-grace", opts->kill_grace,
-                    "After SIGTERM to the command's group, wait this long before SIGKILL (DUR)")
+                    "After SIGTERM to the command's group, wait this long before SIGKILL")
+        ->type_name("DUR")
         ->capture_default_str();
     cmd->callback([&inv, opts] { inv.exit_code = run(inv, *opts); });
 }
