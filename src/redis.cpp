@@ -90,7 +90,7 @@ Url parse_tcp(std::string_view rest) {
     if (slash != std::string_view::npos && slash + 1 < rest.size())
         url.db = parse_number(rest.substr(slash + 1), max_db, "database");
 
-    std::string_view port;
+    std::string_view port = "6379";
     if (!hostport.empty() && hostport.front() == '[') { // [::1]:6379
         const auto close = hostport.find(']');
         if (close == std::string_view::npos)
@@ -106,8 +106,6 @@ Url parse_tcp(std::string_view rest) {
         url.host = std::string(hostport.substr(0, colon));
         if (colon != std::string_view::npos)
             port = hostport.substr(colon + 1);
-        else
-            port = "6379";
     }
     if (url.host.empty())
         bad_url("missing host");

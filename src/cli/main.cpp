@@ -8,6 +8,19 @@
 
 namespace {
 
+// CLI11 reports a mistyped subcommand as a missing one; name it instead.
+std::string describe_parse_error(const CLI::App& app, const CLI::ParseError& error, int argc,
+                                 char** argv) {
+    if (argc > 1 && argv[1][0] != '-') {
+        try {
+            app.get_subcommand(argv[1]);
+        } catch (const CLI::OptionNotFound&) {
+            return std::string("unknown command '") + argv[1] + "' (see 'dlock --help')";
+        }
+    }
+    return std::string(error.what()) + " (see 'dlock --help')";
+}
+
 // Parse errors happen before --json is known to CLI11; look for it ourselves.
 bool wants_json(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
@@ -32,6 +45,10 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string("dlock ") + DLOCK_VERSION);
     app.require_subcommand(1);
     app.fallthrough(); // global options may also follow the subcommand
+    app.footer(
+        "Global options (--redis, --timeout, --prefix, --json, -E) may come before or after\n"
+        "the subcommand. 'dlock SUBCOMMAND --help' shows a subcommand's own options.\n"
+        "Environment: DLOCK_REDIS_URL, DLOCK_REDIS_PASSWORD, DLOCK_PREFIX, DLOCK_OWNER.");
 
     cli::Invocation inv;
     cli::add_global_options(app, inv.global);
@@ -43,7 +60,7 @@ int main(int argc, char** argv) {
     } catch (const CLI::Success& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        return cli::report_error(std::string(e.what()) + " (see 'dlock --help')", exit_code::usage,
+        return cli::report_error(describe_parse_error(app, e, argc, argv), exit_code::usage,
                                  wants_json(argc, argv));
     } catch (const Error& e) {
         return cli::report_error(e.what(), e.exit_code(), inv.global.json);
