@@ -36,7 +36,6 @@ namespace {
         throw DataError(ledger + " is not a SQLite database");
     case SQLITE_CORRUPT:
         throw DataError(ledger + " is corrupt: " + e.what());
-    case SQLITE_BUSY:
     case SQLITE_CANTOPEN:
     case SQLITE_FULL:
     case SQLITE_IOERR:
@@ -131,17 +130,17 @@ constexpr int schema_version = static_cast<int>(migrations.size());
 
 constexpr Millis longest_retry_pause{32};
 
-// Runs `op`, a unit of work that leaves nothing behind when it throws (one transaction, or one
-// statement), again and again while SQLite reports the ledger busy, until the retry deadline.
-// nullopt: still busy at the deadline.
+// Runs `op(db)`, a unit of work that leaves nothing behind when it throws (one transaction, or
+// one statement), again and again while SQLite reports the ledger busy, until the retry
+// deadline. nullopt: still busy at the deadline.
 template <typename Op>
-auto retry_while_busy(SqliteConnection& c, Op op) -> std::optional<decltype(op())> {
+auto retry_while_busy(SqliteConnection& c, Op op) -> std::optional<decltype(op(c.db))> {
     using Clock = std::chrono::steady_clock;
     const Clock::time_point deadline = Clock::now() + c.options.retry_deadline;
     // Random pauses that grow: processes that collided once should not collide again in step.
     for (Millis longest{1};; longest = std::min(longest * 2, longest_retry_pause)) {
         try {
-            return op();
+            return op(c.db);
         } catch (const SQLite::Exception& e) {
             if (e.getErrorCode() != SQLITE_BUSY)
                 throw_translated(e, c.path);
@@ -350,17 +349,110 @@ BalanceResult move_money(SQLite::Database& db, EntryKind kind, AccountId account
     return {LedgerStatus::ok, account, balance};
 }
 
+// The write half of withdraw_unsafe: stores a balance computed earlier, whatever happened since.
+BalanceResult overwrite_balance(SQLite::Database& db, AccountId account, Cents amount,
+                                Cents written) {
+    SQLite::Transaction tx(db, TransactionBehavior::IMMEDIATE);
+    SQLite::Statement update(db, "UPDATE accounts SET balance = ? WHERE id = ?");
+    SQLite::bind(update, written, account);
+    update.exec();
+    append_journal(db, {account, EntryKind::withdraw, -amount, written, std::nullopt, std::nullopt,
+                        std::nullopt});
+    tx.commit();
+    return {LedgerStatus::ok, account, written};
+}
+
+HistoryResult read_history(SQLite::Database& db, AccountId account, std::size_t limit) {
+    if (!stored_balance(db, account))
+        return {LedgerStatus::unknown_account, {}};
+    SQLite::Statement query(db, "SELECT id, time_ms, kind, amount, balance_after, idempotency_key,"
+                                " fence_token, invoice FROM journal WHERE account = ?"
+                                " ORDER BY id DESC LIMIT ?");
+    const auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    SQLite::bind(query, account, static_cast<std::int64_t>(std::min(limit, max_limit)));
+    HistoryResult result{LedgerStatus::ok, {}};
+    while (query.executeStep())
+        result.entries.push_back(
+            {query.getColumn(0).getInt64(), query.getColumn(1).getInt64(),
+             entry_kind_from(query.getColumn(2).getString()), query.getColumn(3).getInt64(),
+             query.getColumn(4).getInt64(), optional_text(query.getColumn(5)),
+             optional_int(query.getColumn(6)), optional_int(query.getColumn(7))});
+    return result;
+}
+
+VerifyReport check_balances(SQLite::Database& db) {
+    VerifyReport report{LedgerStatus::ok, {}, {}};
+    SQLite::Statement sums(db, "SELECT accounts.id, accounts.balance,"
+                               " COALESCE(SUM(journal.amount), 0) AS expected"
+                               " FROM accounts LEFT JOIN journal ON journal.account = accounts.id"
+                               " GROUP BY accounts.id HAVING accounts.balance != expected"
+                               " ORDER BY accounts.id");
+    while (sums.executeStep()) {
+        const Cents actual = sums.getColumn(1).getInt64();
+        const Cents expected = sums.getColumn(2).getInt64();
+        report.mismatches.push_back(
+            {sums.getColumn(0).getInt64(), expected, actual, actual - expected});
+    }
+    SQLite::Statement integrity(db, "PRAGMA integrity_check");
+    while (integrity.executeStep())
+        report.integrity +=
+            (report.integrity.empty() ? "" : "\n") + integrity.getColumn(0).getString();
+    return report;
+}
+
+InvoiceResult open_invoice(SQLite::Database& db, AccountId account, Cents amount) {
+    SQLite::Transaction tx(db, TransactionBehavior::IMMEDIATE);
+    if (!stored_balance(db, account))
+        return {LedgerStatus::unknown_account, std::nullopt, std::nullopt};
+    SQLite::Statement insert(
+        db, "INSERT INTO invoices (account, amount, status, created_ms) VALUES (?, ?, 'open', ?)");
+    SQLite::bind(insert, account, amount, now_ms());
+    insert.exec();
+    const Invoice invoice{db.getLastInsertRowid(), account, amount, false};
+    tx.commit();
+    return {LedgerStatus::ok, invoice, std::nullopt};
+}
+
+// process_invoice: the checks in the documented precedence, then the charge, in one transaction.
+InvoiceResult charge_invoice(SQLite::Database& db, InvoiceId id,
+                             const std::optional<Fence>& fence) {
+    SQLite::Transaction tx(db, TransactionBehavior::IMMEDIATE);
+    std::optional<Invoice> invoice = find_invoice(db, id);
+    if (!invoice)
+        return {LedgerStatus::unknown_invoice, std::nullopt, std::nullopt};
+    if (invoice->paid)
+        return {LedgerStatus::paid, invoice, stored_balance(db, invoice->account)};
+    if (is_stale(db, fence))
+        return {LedgerStatus::stale_fence, invoice, std::nullopt};
+    const std::optional<Cents> balance = debit(db, invoice->account, invoice->amount);
+    if (!balance)
+        return {LedgerStatus::insufficient_funds, invoice, stored_balance(db, invoice->account)};
+
+    append_journal(db, {invoice->account, EntryKind::invoice, -invoice->amount, *balance,
+                        std::nullopt, token_of(fence), id});
+    SQLite::Statement mark(db, "UPDATE invoices SET status = 'paid', paid_ms = ? WHERE id = ?");
+    SQLite::bind(mark, now_ms(), id);
+    mark.exec();
+    record_fence(db, fence);
+    tx.commit();
+    invoice->paid = true;
+    return {LedgerStatus::ok, invoice, balance};
+}
+
 BalanceResult busy_balance(AccountId account) {
     return {LedgerStatus::busy, account, std::nullopt};
+}
+
+InvoiceResult busy_invoice() {
+    return {LedgerStatus::busy, std::nullopt, std::nullopt};
 }
 
 } // namespace
 
 SqliteLedger::SqliteLedger(const std::string& path, SqliteLedgerOptions options)
     : connection_(std::make_unique<SqliteConnection>(path, options)) {
-    SqliteConnection& c = *connection_;
-    const auto prepared = retry_while_busy(c, [&] {
-        prepare_schema(c.db, c.path);
+    const auto prepared = retry_while_busy(*connection_, [&](SQLite::Database& db) {
+        prepare_schema(db, path);
         return true;
     });
     if (!prepared)
@@ -372,24 +464,27 @@ SqliteLedger::~SqliteLedger() = default;
 
 BalanceResult SqliteLedger::deposit(AccountId account, Cents amount, const WriteOptions& options) {
     require_positive(amount);
-    SqliteConnection& c = *connection_;
-    return retry_while_busy(
-               c, [&] { return move_money(c.db, EntryKind::deposit, account, amount, options); })
+    return retry_while_busy(*connection_,
+                            [&](SQLite::Database& db) {
+                                return move_money(db, EntryKind::deposit, account, amount, options);
+                            })
         .value_or(busy_balance(account));
 }
 
 BalanceResult SqliteLedger::withdraw(AccountId account, Cents amount, const WriteOptions& options) {
     require_positive(amount);
-    SqliteConnection& c = *connection_;
-    return retry_while_busy(
-               c, [&] { return move_money(c.db, EntryKind::withdraw, account, amount, options); })
+    return retry_while_busy(*connection_,
+                            [&](SQLite::Database& db) {
+                                return move_money(db, EntryKind::withdraw, account, amount,
+                                                  options);
+                            })
         .value_or(busy_balance(account));
 }
 
 BalanceResult SqliteLedger::withdraw_unsafe(AccountId account, Cents amount, Millis hold) {
     require_positive(amount);
-    SqliteConnection& c = *connection_;
-    const auto read = retry_while_busy(c, [&] { return stored_balance(c.db, account); });
+    const auto read = retry_while_busy(
+        *connection_, [&](SQLite::Database& db) { return stored_balance(db, account); });
     if (!read)
         return busy_balance(account);
     const std::optional<Cents> seen = *read;
@@ -401,142 +496,44 @@ BalanceResult SqliteLedger::withdraw_unsafe(AccountId account, Cents amount, Mil
     std::this_thread::sleep_for(hold);
     // The bug, on purpose: other writers may have changed the balance since it was read.
     const Cents written = *seen - amount;
-    return retry_while_busy(
-               c,
-               [&] {
-                   SQLite::Transaction tx(c.db, TransactionBehavior::IMMEDIATE);
-                   SQLite::Statement update(c.db, "UPDATE accounts SET balance = ? WHERE id = ?");
-                   SQLite::bind(update, written, account);
-                   update.exec();
-                   append_journal(c.db, {account, EntryKind::withdraw, -amount, written,
-                                         std::nullopt, std::nullopt, std::nullopt});
-                   tx.commit();
-                   return BalanceResult{LedgerStatus::ok, account, written};
-               })
-        .value_or(busy_balance(account));
-}
-
-BalanceResult SqliteLedger::balance(AccountId account) {
-    SqliteConnection& c = *connection_;
-    return retry_while_busy(c,
-                            [&] {
-                                const std::optional<Cents> balance = stored_balance(c.db, account);
-                                return BalanceResult{balance ? LedgerStatus::ok
-                                                             : LedgerStatus::unknown_account,
-                                                     account, balance};
+    return retry_while_busy(*connection_,
+                            [&](SQLite::Database& db) {
+                                return overwrite_balance(db, account, amount, written);
                             })
         .value_or(busy_balance(account));
 }
 
+BalanceResult SqliteLedger::balance(AccountId account) {
+    const auto read = retry_while_busy(
+        *connection_, [&](SQLite::Database& db) { return stored_balance(db, account); });
+    if (!read)
+        return busy_balance(account);
+    return {*read ? LedgerStatus::ok : LedgerStatus::unknown_account, account, *read};
+}
+
 HistoryResult SqliteLedger::history(AccountId account, std::size_t limit) {
-    SqliteConnection& c = *connection_;
-    return retry_while_busy(
-               c,
-               [&] {
-                   if (!stored_balance(c.db, account))
-                       return HistoryResult{LedgerStatus::unknown_account, {}};
-                   SQLite::Statement query(
-                       c.db, "SELECT id, time_ms, kind, amount, balance_after, idempotency_key,"
-                             " fence_token, invoice FROM journal WHERE account = ?"
-                             " ORDER BY id DESC LIMIT ?");
-                   const auto max_limit =
-                       static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-                   SQLite::bind(query, account,
-                                static_cast<std::int64_t>(std::min(limit, max_limit)));
-                   HistoryResult result{LedgerStatus::ok, {}};
-                   while (query.executeStep())
-                       result.entries.push_back(
-                           {query.getColumn(0).getInt64(), query.getColumn(1).getInt64(),
-                            entry_kind_from(query.getColumn(2).getString()),
-                            query.getColumn(3).getInt64(), query.getColumn(4).getInt64(),
-                            optional_text(query.getColumn(5)), optional_int(query.getColumn(6)),
-                            optional_int(query.getColumn(7))});
-                   return result;
-               })
+    return retry_while_busy(*connection_,
+                            [&](SQLite::Database& db) { return read_history(db, account, limit); })
         .value_or(HistoryResult{LedgerStatus::busy, {}});
 }
 
 VerifyReport SqliteLedger::verify() {
-    SqliteConnection& c = *connection_;
-    return retry_while_busy(
-               c,
-               [&] {
-                   VerifyReport report{LedgerStatus::ok, {}, {}};
-                   SQLite::Statement sums(
-                       c.db,
-                       "SELECT accounts.id, accounts.balance, COALESCE(SUM(journal.amount), 0)"
-                       " AS expected FROM accounts LEFT JOIN journal"
-                       " ON journal.account = accounts.id GROUP BY accounts.id"
-                       " HAVING accounts.balance != expected ORDER BY accounts.id");
-                   while (sums.executeStep()) {
-                       const Cents actual = sums.getColumn(1).getInt64();
-                       const Cents expected = sums.getColumn(2).getInt64();
-                       report.mismatches.push_back(
-                           {sums.getColumn(0).getInt64(), expected, actual, actual - expected});
-                   }
-                   SQLite::Statement integrity(c.db, "PRAGMA integrity_check");
-                   while (integrity.executeStep())
-                       report.integrity += (report.integrity.empty() ? "" : "\n") +
-                                           integrity.getColumn(0).getString();
-                   return report;
-               })
+    return retry_while_busy(*connection_, check_balances)
         .value_or(VerifyReport{LedgerStatus::busy, {}, {}});
 }
 
 InvoiceResult SqliteLedger::create_invoice(AccountId account, Cents amount) {
     require_positive(amount);
-    SqliteConnection& c = *connection_;
-    return retry_while_busy(
-               c,
-               [&] {
-                   SQLite::Transaction tx(c.db, TransactionBehavior::IMMEDIATE);
-                   if (!stored_balance(c.db, account))
-                       return InvoiceResult{LedgerStatus::unknown_account, std::nullopt,
-                                            std::nullopt};
-                   SQLite::Statement insert(c.db, "INSERT INTO invoices (account, amount, status,"
-                                                  " created_ms) VALUES (?, ?, 'open', ?)");
-                   SQLite::bind(insert, account, amount, now_ms());
-                   insert.exec();
-                   const Invoice invoice{c.db.getLastInsertRowid(), account, amount, false};
-                   tx.commit();
-                   return InvoiceResult{LedgerStatus::ok, invoice, std::nullopt};
-               })
-        .value_or(InvoiceResult{LedgerStatus::busy, std::nullopt, std::nullopt});
+    return retry_while_busy(*connection_,
+                            [&](SQLite::Database& db) { return open_invoice(db, account, amount); })
+        .value_or(busy_invoice());
 }
 
-InvoiceResult SqliteLedger::process_invoice(InvoiceId id, const std::optional<Fence>& fence) {
-    SqliteConnection& c = *connection_;
+InvoiceResult SqliteLedger::process_invoice(InvoiceId invoice, const std::optional<Fence>& fence) {
     return retry_while_busy(
-               c,
-               [&] {
-                   SQLite::Transaction tx(c.db, TransactionBehavior::IMMEDIATE);
-                   std::optional<Invoice> invoice = find_invoice(c.db, id);
-                   if (!invoice)
-                       return InvoiceResult{LedgerStatus::unknown_invoice, std::nullopt,
-                                            std::nullopt};
-                   if (invoice->paid)
-                       return InvoiceResult{LedgerStatus::paid, invoice,
-                                            stored_balance(c.db, invoice->account)};
-                   if (is_stale(c.db, fence))
-                       return InvoiceResult{LedgerStatus::stale_fence, invoice, std::nullopt};
-                   const std::optional<Cents> balance =
-                       debit(c.db, invoice->account, invoice->amount);
-                   if (!balance)
-                       return InvoiceResult{LedgerStatus::insufficient_funds, invoice,
-                                            stored_balance(c.db, invoice->account)};
-
-                   append_journal(c.db, {invoice->account, EntryKind::invoice, -invoice->amount,
-                                         *balance, std::nullopt, token_of(fence), id});
-                   SQLite::Statement mark(
-                       c.db, "UPDATE invoices SET status = 'paid', paid_ms = ? WHERE id = ?");
-                   SQLite::bind(mark, now_ms(), id);
-                   mark.exec();
-                   record_fence(c.db, fence);
-                   tx.commit();
-                   invoice->paid = true;
-                   return InvoiceResult{LedgerStatus::ok, invoice, balance};
-               })
-        .value_or(InvoiceResult{LedgerStatus::busy, std::nullopt, std::nullopt});
+               *connection_,
+               [&](SQLite::Database& db) { return charge_invoice(db, invoice, fence); })
+        .value_or(busy_invoice());
 }
 
 } // namespace dlock

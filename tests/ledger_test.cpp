@@ -623,6 +623,21 @@ TEST_SUITE("locking and faults") {
         CHECK(ledger.verify().clean());
     }
 
+    TEST_CASE("many processes creating the same new ledger at once all succeed") {
+        constexpr int children = 8;
+        TempLedger temp;
+        const std::vector<int> codes = run_in_children(children, [&] {
+            SqliteLedger ledger(temp.path, {.busy_timeout = 1ms});
+            return ledger.deposit(alice, 100, {}).status == LedgerStatus::ok ? 0 : 1;
+        });
+
+        for (const int code : codes)
+            CHECK(code == 0);
+        SqliteLedger ledger(temp.path);
+        CHECK(ledger.balance(alice).balance == children * 100);
+        CHECK(ledger.verify().clean());
+    }
+
     TEST_CASE("concurrent unsafe withdrawals lose updates and verify detects it") {
         constexpr int children = 8;
         constexpr int withdrawals_each = 25;
