@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <doctest/doctest.h>
 #include <fstream>
+#include <limits>
 #include <signal.h>
 #include <sqlite3.h>
 #include <string>
@@ -247,12 +248,14 @@ TEST_SUITE("deposits and withdrawals") {
     TEST_CASE("requests for an unknown account report unknown_account and open nothing") {
         TempLedger temp;
         SqliteLedger ledger(temp.path);
+        const BalanceResult read = ledger.balance(bob);
+        CHECK(read.status == LedgerStatus::unknown_account);
+        CHECK_FALSE(read.balance.has_value());
+        CHECK(ledger.history(bob, 10).status == LedgerStatus::unknown_account);
         CHECK(ledger.withdraw(bob, 100, {}).status == LedgerStatus::unknown_account);
         CHECK(ledger.withdraw_unsafe(bob, 100, 0ms).status == LedgerStatus::unknown_account);
-        CHECK(ledger.balance(bob).status == LedgerStatus::unknown_account);
-        CHECK_FALSE(ledger.balance(bob).balance.has_value());
-        CHECK(ledger.history(bob, 10).status == LedgerStatus::unknown_account);
         CHECK(ledger.create_invoice(bob, 100).status == LedgerStatus::unknown_account);
+        // None of them opened the account.
         CHECK(ledger.balance(bob).status == LedgerStatus::unknown_account);
         CHECK(journal_rows(temp.path) == 0);
     }

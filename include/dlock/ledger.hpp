@@ -25,7 +25,8 @@ using InvoiceId = std::int64_t;
 // The outcome of a ledger request. When several apply, the first in this order wins:
 //   1. duplicate, idempotency_conflict: the idempotency key was used before (deposit, withdraw);
 //      unknown_invoice, then paid (process_invoice).
-//   2. unknown_account: the account does not exist (everything but deposit, which creates it).
+//   2. unknown_account: the account does not exist (withdraw, create_invoice, reads; deposit
+//      opens a missing account instead).
 //   3. stale_fence: a write under a newer lock on the same resource was already accepted.
 //   4. insufficient_funds: the balance does not cover the debit.
 // busy can end any request: other writers kept the ledger locked past the retry deadline.
@@ -53,6 +54,8 @@ struct Fence {
     std::int64_t token;
 };
 
+// Every member has an initializer so that callers can name just the ones they need,
+// e.g. {.hold = 2s}, without -Wmissing-field-initializers.
 struct WriteOptions {
     // A repeat of a request with the same key moves no money (status duplicate).
     std::optional<std::string> idempotency_key{};
