@@ -41,6 +41,16 @@ TEST_CASE("a unix socket URL gives the path and an optional database") {
     CHECK(parse_url("unix:///tmp/r.sock").db == 0);
 }
 
+TEST_CASE("a unix socket URL may carry a user and password, and paths may hold '@'") {
+    const Url url = parse_url("unix://dlock:p%40w@/run/redis.sock?db=1");
+    CHECK(url.user == "dlock");
+    CHECK(url.password == "p@w");
+    CHECK(url.socket_path == "/run/redis.sock");
+    CHECK(url.redacted() == "unix://dlock:***@/run/redis.sock?db=1");
+    CHECK(parse_url("unix:///tmp/a@/b.sock").socket_path == "/tmp/a@/b.sock");
+    CHECK(parse_url("unix:///tmp/a@/b.sock").user.empty());
+}
+
 TEST_CASE("malformed Redis URLs are usage errors") {
     for (const char* bad : {"",
                             "localhost:6379",
