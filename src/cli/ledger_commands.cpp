@@ -19,21 +19,30 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t max_idempotency_key_bytes = 256;
+// The lesson's lock names (README, "The ledger"): withdraw_funds_user_{ID}, invoice_{ID}.
+constexpr std::string_view withdraw_lock_prefix = "withdraw_funds_user_";
+constexpr std::string_view invoice_lock_prefix = "invoice_";
+
+// A default duration as an option shows and parses it: "10s", "100ms".
+std::string duration_text(Millis duration) {
+    return duration.count() % 1000 == 0 ? std::to_string(duration.count() / 1000) + "s"
+                                        : std::to_string(duration.count()) + "ms";
+}
 
 struct LedgerOptions {
     std::string account;
     std::string amount;
     std::string invoice;
     std::string idempotency_key; // empty: none (an explicit empty key is refused by CLI11)
-    std::string ttl = "10s";
-    std::string wait = "5s";
+    std::string ttl = duration_text(default_ttl);
+    std::string wait = duration_text(default_wait);
     std::string hold = "0s";
     bool no_lock = false;
     std::string fence; // empty: none
     std::string lock_key;
     std::int64_t limit = 20;
-    std::string busy_timeout = "100ms";
-    std::string retry = "5s";
+    std::string busy_timeout = duration_text(SqliteLedgerOptions{}.busy_timeout);
+    std::string retry = duration_text(SqliteLedgerOptions{}.retry_deadline);
 };
 
 // ----- parsing -----
@@ -283,7 +292,7 @@ int withdraw(const Invocation& inv, const LedgerOptions& opts) {
             amount, given_fence, key);
 
     // The lesson's WithdrawFunds: block on the account's lock, then check and debit.
-    const std::string lock_key = "withdraw_funds_user_" + std::to_string(account);
+    const std::string lock_key = std::string(withdraw_lock_prefix) + std::to_string(account);
     const std::unique_ptr<LockService> locks = connect_lock_service(inv.global);
     const std::unique_ptr<Ledger> ledger = access.open();
     const AcquireResult acquired = locks->block(lock_key, ttl, wait);
@@ -456,7 +465,7 @@ int process_invoice(const Invocation& inv, const LedgerOptions& opts) {
     const Millis hold = parse_duration(opts.hold);
     const LedgerAccess access = ledger_access(inv, opts);
 
-    const std::string lock_key = "invoice_" + std::to_string(id);
+    const std::string lock_key = std::string(invoice_lock_prefix) + std::to_string(id);
     const std::unique_ptr<LockService> locks = connect_lock_service(inv.global);
     const std::unique_ptr<Ledger> ledger = access.open();
     const AcquireResult acquired = locks->try_acquire(lock_key, ttl);
