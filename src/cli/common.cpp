@@ -26,6 +26,10 @@ void add_global_options(CLI::App& app, GlobalOptions& global) {
         ->type_name("N")
         ->check(CLI::Range(0, 255))
         ->capture_default_str();
+    app.add_option("--db", global.db, "Ledger file (ledger commands only)")
+        ->type_name("PATH")
+        ->envname("DLOCK_DB")
+        ->capture_default_str();
 }
 
 redis::Options redis_options(const GlobalOptions& global) {

@@ -39,19 +39,22 @@ int main(int argc, char** argv) {
     CLI::App app{"dlock: distributed locks in Redis for shell scripts, cron jobs and operators,\n"
                  "and a balance ledger whose writes those locks protect.\n"
                  "DUR is 250ms, 10s, 2m, 1h, or a bare number of seconds.\n"
-                 "Exit codes: 0 ok, 1 refused (not owner, not held), 64 usage, 65 bad data,\n"
-                 "69 Redis or ledger unavailable, 70 internal error, 75 busy (or -E N).",
+                 "Exit codes: 0 ok, 1 refused (not owner, not held, insufficient funds),\n"
+                 "64 usage, 65 bad data, 69 Redis or ledger unavailable, 70 internal error,\n"
+                 "75 busy: lock or ledger (or -E N).",
                  "dlock"};
     app.set_version_flag("--version", std::string("dlock ") + DLOCK_VERSION);
     app.require_subcommand(1);
     app.fallthrough(); // global options may also follow the subcommand
     app.footer(
-        "Global options (--redis, --timeout, --prefix, --json, -E) may come before or after\n"
-        "the subcommand. 'dlock SUBCOMMAND --help' shows a subcommand's own options.\n"
-        "Environment: DLOCK_REDIS_URL, DLOCK_REDIS_PASSWORD, DLOCK_PREFIX, DLOCK_OWNER.");
+        "Global options (--redis, --timeout, --prefix, --json, -E, --db) may come before or\n"
+        "after the subcommand. 'dlock SUBCOMMAND --help' shows a subcommand's own options.\n"
+        "Environment: DLOCK_REDIS_URL, DLOCK_REDIS_PASSWORD, DLOCK_PREFIX, DLOCK_OWNER,\n"
+        "DLOCK_DB (the ledger file; default ./dlock-ledger.db).");
 
     cli::Invocation inv;
     cli::add_global_options(app, inv.global);
+    cli::setup_ledger_commands(app, inv);
     cli::setup_lock_commands(app, inv);
 
     try {
