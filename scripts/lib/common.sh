@@ -35,17 +35,19 @@ build() {
     cmake --build "$DLOCK_BUILD_DIR" -j"$(nproc)" -- --no-print-directory >/dev/null
 }
 
-# start_redis DIR: a private redis-server on DIR/redis.sock, no TCP, no persistence.
-# Sets REDIS_PID and REDIS_URL.
+# start_redis DIR [redis-server args...]: a private redis-server on DIR/redis.sock, no
+# persistence, no TCP unless the extra arguments ask for it. Sets REDIS_PID and REDIS_URL.
 start_redis() {
     local dir=$1
+    shift
     redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --save "" \
-        --appendonly no --dir "$dir" --daemonize no --logfile "$dir/redis.log" &
+        --appendonly no --dir "$dir" --daemonize no --logfile "$dir/redis.log" "$@" &
     REDIS_PID=$!
     REDIS_URL="unix://$dir/redis.sock"
     local i
     for i in $(seq 1 500); do
-        redis-cli -s "$dir/redis.sock" ping >/dev/null 2>&1 && return 0
+        # PONG, or NOAUTH when a password is set: either way the server is up.
+        redis-cli -s "$dir/redis.sock" ping 2>&1 | grep -qE 'PONG|NOAUTH' && return 0
         sleep 0.01
     done
     log "redis-server did not start; see $dir/redis.log"
