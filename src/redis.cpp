@@ -13,7 +13,7 @@ namespace {
 [[noreturn]] void bad_url(std::string_view why) {
     throw UsageError("invalid Redis URL: " + std::string(why) +
                      " (use redis://[user[:password]@]host[:port][/db] or "
-                     "unix:///path/to/socket[?db=N])");
+                     "unix://[user[:password]@]/path/to/socket[?db=N])");
 }
 
 int parse_number(std::string_view text, int max, std::string_view what) {
@@ -58,9 +58,22 @@ std::string percent_decode(std::string_view text) {
 
 constexpr int max_db = 1'000'000;
 
+// user:password@ ahead of a host or socket path; user and password may be percent-encoded.
+void parse_userinfo(std::string_view userinfo, Url& url) {
+    const auto colon = userinfo.find(':');
+    url.user = percent_decode(userinfo.substr(0, colon));
+    if (colon != std::string_view::npos)
+        url.password = percent_decode(userinfo.substr(colon + 1));
+}
+
 Url parse_unix(std::string_view rest) {
     Url url;
     url.transport = Url::Transport::unix_socket;
+    if (const auto at = rest.find("@/");
+        !rest.empty() && rest.front() != '/' && at != std::string_view::npos) {
+        parse_userinfo(rest.substr(0, at), url);
+        rest = rest.substr(at + 1);
+    }
     const auto query = rest.find('?');
     url.socket_path = std::string(rest.substr(0, query));
     if (url.socket_path.empty() || url.socket_path.front() != '/')
@@ -78,11 +91,7 @@ Url parse_tcp(std::string_view rest) {
     Url url;
     const auto at = rest.rfind('@');
     if (at != std::string_view::npos) {
-        const std::string_view userinfo = rest.substr(0, at);
-        const auto colon = userinfo.find(':');
-        url.user = percent_decode(userinfo.substr(0, colon));
-        if (colon != std::string_view::npos)
-            url.password = percent_decode(userinfo.substr(colon + 1));
+        parse_userinfo(rest.substr(0, at), url);
         rest = rest.substr(at + 1);
     }
     const auto slash = rest.find('/');
@@ -90,7 +99,7 @@ Url parse_tcp(std::string_view rest) {
     if (slash != std::string_view::npos && slash + 1 < rest.size())
         url.db = parse_number(rest.substr(slash + 1), max_db, "database");
 
-    std::string_view port;
+    std::string_view port = "6379";
     if (!hostport.empty() && hostport.front() == '[') { // [::1]:6379
         const auto close = hostport.find(']');
         if (close == std::string_view::npos)
@@ -106,8 +115,6 @@ Url parse_tcp(std::string_view rest) {
         url.host = std::string(hostport.substr(0, colon));
         if (colon != std::string_view::npos)
             port = hostport.substr(colon + 1);
-        else
-            port = "6379";
     }
     if (url.host.empty())
         bad_url("missing host");
@@ -132,11 +139,11 @@ Url parse_url(std::string_view text) {
 }
 
 std::string Url::redacted() const {
+    const std::string userinfo =
+        !user.empty() || password ? user + (password ? ":***" : "") + "@" : "";
     if (transport == Transport::unix_socket)
-        return "unix://" + socket_path + (db != 0 ? "?db=" + std::to_string(db) : "");
-    std::string out = "redis://";
-    if (!user.empty() || password)
-        out += user + (password ? ":***" : "") + "@";
+        return "unix://" + userinfo + socket_path + (db != 0 ? "?db=" + std::to_string(db) : "");
+    std::string out = "redis://" + userinfo;
     out += host.find(':') != std::string::npos ? "[" + host + "]" : host;
     out += ":" + std::to_string(port);
     if (db != 0)

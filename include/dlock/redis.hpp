@@ -18,7 +18,7 @@ struct redisReply;
 
 namespace dlock::redis {
 
-// redis://[user[:password]@]host[:port][/db]  or  unix:///path/to/sock[?db=N]
+// redis://[user[:password]@]host[:port][/db]  or  unix://[user[:password]@]/path/to/sock[?db=N]
 struct Url {
     enum class Transport { tcp, unix_socket };
     Transport transport = Transport::tcp;

@@ -7,6 +7,7 @@
 
 namespace dlock::cli {
 
+void setup_ledger_commands(CLI::App& app, Invocation& inv);
 void setup_lock_commands(CLI::App& app, Invocation& inv);
 void setup_run_command(CLI::App& app, Invocation& inv);
 

@@ -10,17 +10,25 @@ void add_global_options(CLI::App& app, GlobalOptions& global) {
     app.add_option("--redis", global.redis_url,
                    "Redis URL: redis://[user[:password]@]host[:port][/db] or "
                    "unix:///path/to/socket[?db=N]")
+        ->type_name("URL")
         ->envname("DLOCK_REDIS_URL")
         ->capture_default_str();
     app.add_option("--timeout", global.timeout, "Connect and command timeout (DUR)")
+        ->type_name("DUR")
         ->capture_default_str();
     app.add_option("--prefix", global.prefix, "Namespace for every Redis key")
+        ->type_name("PREFIX")
         ->envname("DLOCK_PREFIX")
         ->capture_default_str();
     app.add_flag("--json", global.json, "Print exactly one JSON object on stdout");
     app.add_option("-E,--conflict-exit-code", global.conflict_exit_code,
                    "Exit code when the lock is busy or the wait runs out")
+        ->type_name("N")
         ->check(CLI::Range(0, 255))
+        ->capture_default_str();
+    app.add_option("--db", global.db, "Ledger file (ledger commands only)")
+        ->type_name("PATH")
+        ->envname("DLOCK_DB")
         ->capture_default_str();
 }
 

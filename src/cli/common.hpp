@@ -17,6 +17,7 @@ struct GlobalOptions {
     std::string prefix{default_prefix};
     bool json = false;
     int conflict_exit_code = exit_code::conflict;
+    std::string db = "dlock-ledger.db"; // the ledger file; only ledger commands open it
 };
 
 // The parsed command line and the exit code the subcommand that ran decided on.

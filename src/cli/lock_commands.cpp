@@ -129,11 +129,12 @@ int status(const Invocation& inv, const LockOptions& opts) {
 }
 
 CLI::Option* add_ttl(CLI::App& command, LockOptions& opts, const std::string& what) {
-    return command.add_option("--ttl", opts.ttl, what)->capture_default_str();
+    return command.add_option("--ttl", opts.ttl, what)->type_name("DUR")->capture_default_str();
 }
 
 CLI::Option* add_owner(CLI::App& command, LockOptions& opts) {
     return command.add_option("--owner", opts.owner, "Owner token that acquire/block printed")
+        ->type_name("TOKEN")
         ->envname("DLOCK_OWNER")
         ->required();
 }
@@ -171,7 +172,9 @@ void setup_lock_commands(CLI::App& app, Invocation& inv) {
     std::tie(cmd, opts) = add_lock_command(
         app, inv, "block", "Take KEY, waiting until it is free or --wait runs out", block);
     add_ttl(*cmd, *opts, lease_help);
-    cmd->add_option("--wait", opts->wait, "Longest wait (DUR, or 'inf')")->capture_default_str();
+    cmd->add_option("--wait", opts->wait, "Longest wait (DUR, or 'inf')")
+        ->type_name("DUR")
+        ->capture_default_str();
 
     std::tie(cmd, opts) = add_lock_command(
         app, inv, "release", "Release KEY if --owner still owns it (exit 1 if not)", release);

@@ -26,6 +26,26 @@ ContextPtr connect_unix(const std::string& socket) {
     return ContextPtr(redisConnectUnixWithTimeout(socket.c_str(), tv), &redisFree);
 }
 
+// Scalars as their text, nil as "(nil)", arrays as their elements one per line.
+std::string describe(const redisReply* reply) {
+    switch (reply->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+        return std::string(reply->str, reply->len);
+    case REDIS_REPLY_INTEGER:
+        return std::to_string(reply->integer);
+    case REDIS_REPLY_ARRAY: {
+        std::string out;
+        for (std::size_t i = 0; i < reply->elements; ++i)
+            out += (i == 0 ? "" : "\n") + describe(reply->element[i]);
+        return out;
+    }
+    default:
+        return "(nil)";
+    }
+}
+
 } // namespace
 
 int free_tcp_port() {
@@ -155,22 +175,7 @@ std::string RedisServer::command(const std::vector<std::string>& args) const {
         redisCommandArgv(ctx.get(), static_cast<int>(argv.size()), argv.data(), lens.data()));
     if (reply == nullptr)
         throw std::runtime_error("test redis-server did not answer");
-    std::string out;
-    switch (reply->type) {
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-    case REDIS_REPLY_ERROR:
-        out.assign(reply->str, reply->len);
-        break;
-    case REDIS_REPLY_INTEGER:
-        out = std::to_string(reply->integer);
-        break;
-    case REDIS_REPLY_NIL:
-        out = "(nil)";
-        break;
-    default:
-        out = "(array)";
-    }
+    std::string out = describe(reply);
     freeReplyObject(reply);
     return out;
 }

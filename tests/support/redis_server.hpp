@@ -33,7 +33,8 @@ public:
     void restart();
     void stop();
     void start();
-    // Runs a redis-cli style command on the server, for tests that set up or inspect state.
+    // Runs a command on the server, for tests that set up or inspect state. The answer as
+    // text; array elements one per line.
     std::string command(const std::vector<std::string>& args) const;
 
 private:

@@ -1,0 +1,243 @@
+// The dlock binary run as a shell script would run it: stdout, stderr, exit codes.
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+using dlock::test::Child;
+using dlock::test::ProcessResult;
+using dlock::test::RedisServer;
+using dlock::test::run_dlock;
+using nlohmann::json;
+
+namespace {
+
+// Runs dlock against `server` with the given arguments.
+ProcessResult dlock_on(const RedisServer& server, std::vector<std::string> args,
+                       const std::vector<std::string>& env = {}) {
+    args.insert(args.begin(), {"--redis", server.url()});
+    return run_dlock(args, env);
+}
+
+std::string first_line(const std::string& text) {
+    return text.substr(0, text.find('\n'));
+}
+
+int line_count(const std::string& text) {
+    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+}
+
+} // namespace
+
+TEST_CASE("acquire prints the owner token alone and a second acquire exits 75") {
+    RedisServer server;
+    const auto first = dlock_on(server, {"acquire", "job"});
+    CHECK(first.exit_code == 0);
+    CHECK(first.out.size() == 33); // 32 hex digits and a newline
+    CHECK(first.err.empty());
+
+    const auto second = dlock_on(server, {"acquire", "job"});
+    CHECK(second.exit_code == 75);
+    CHECK(second.out.empty());
+    CHECK(second.err.find("held by another owner") != std::string::npos);
+    CHECK(line_count(second.err) == 1);
+}
+
+TEST_CASE("-E sets the conflict exit code, before or after the subcommand") {
+    RedisServer server;
+    REQUIRE(dlock_on(server, {"acquire", "job"}).exit_code == 0);
+    CHECK(dlock_on(server, {"-E", "3", "acquire", "job"}).exit_code == 3);
+    CHECK(dlock_on(server, {"acquire", "job", "--conflict-exit-code", "0"}).exit_code == 0);
+    CHECK(dlock_on(server, {"block", "job", "--wait", "50ms", "-E", "9"}).exit_code == 9);
+}
+
+TEST_CASE("--json prints exactly one object with key, token, fence and ttl_ms") {
+    RedisServer server;
+    const auto acquired = dlock_on(server, {"acquire", "job", "--ttl", "2m", "--json"});
+    REQUIRE(acquired.exit_code == 0);
+    const json result = json::parse(acquired.out);
+    CHECK(result["status"] == "acquired");
+    CHECK(result["key"] == "job");
+    CHECK(result["token"].get<std::string>().size() == 32);
+    CHECK(result["fence"].get<std::int64_t>() > 0);
+    CHECK(result["ttl_ms"] == 120000);
+
+    const auto busy = dlock_on(server, {"--json", "acquire", "job"});
+    CHECK(busy.exit_code == 75);
+    const json refusal = json::parse(busy.out);
+    CHECK(refusal["status"] == "busy");
+    CHECK(refusal["code"] == 75);
+    CHECK(refusal["error"].get<std::string>() == first_line(busy.err).substr(7));
+}
+
+TEST_CASE("block times out with 'lock busy, try again later' and the conflict code") {
+    RedisServer server;
+    REQUIRE(dlock_on(server, {"acquire", "job", "--ttl", "1m"}).exit_code == 0);
+    const auto result = dlock_on(server, {"block", "job", "--wait", "200ms"});
+    CHECK(result.exit_code == 75);
+    CHECK(result.err.find("lock busy, try again later") != std::string::npos);
+}
+
+TEST_CASE("block returns as soon as another process releases the lock") {
+    RedisServer server;
+    const std::string token = first_line(dlock_on(server, {"acquire", "job", "--ttl", "1m"}).out);
+    Child waiter(
+        dlock::test::dlock_argv({"--redis", server.url(), "block", "job", "--wait", "30s"}));
+    // The waiter is waiting once it has subscribed to the lock's release channel.
+    while (server.command({"PUBSUB", "NUMSUB", "dlock:{job}:released"}) !=
+           "dlock:{job}:released\n1")
+        REQUIRE_FALSE(waiter.wait_for(std::chrono::milliseconds(1)));
+    REQUIRE(dlock_on(server, {"release", "job", "--owner", token}).exit_code == 0);
+    REQUIRE(waiter.wait_for(std::chrono::seconds(10)));
+    const auto result = waiter.wait();
+    CHECK(result.exit_code == 0);
+    CHECK(first_line(result.out).size() == 32);
+    CHECK(server.command({"GET", "dlock:{job}"}) == first_line(result.out));
+}
+
+TEST_CASE("release needs the owner's token, also from DLOCK_OWNER") {
+    RedisServer server;
+    const std::string token = first_line(dlock_on(server, {"acquire", "job"}).out);
+    const auto foreign = dlock_on(server, {"release", "job", "--owner", std::string(32, 'a')});
+    CHECK(foreign.exit_code == 1);
+    CHECK(foreign.err.find("held by another owner") != std::string::npos);
+    CHECK(server.command({"GET", "dlock:{job}"}) == token);
+
+    const auto released = dlock_on(server, {"release", "job"}, {"DLOCK_OWNER=" + token});
+    CHECK(released.exit_code == 0);
+    CHECK(server.command({"EXISTS", "dlock:{job}"}) == "0");
+
+    const auto again = dlock_on(server, {"release", "job", "--owner", token});
+    CHECK(again.exit_code == 1);
+    CHECK(again.err.find("not held") != std::string::npos);
+}
+
+TEST_CASE("extend resets the TTL for the owner and refuses anyone else") {
+    RedisServer server;
+    const std::string token = first_line(dlock_on(server, {"acquire", "job", "--ttl", "5s"}).out);
+    CHECK(dlock_on(server, {"extend", "job", "--owner", std::string(32, 'b'), "--ttl", "1h"})
+              .exit_code == 1);
+    CHECK(std::stoll(server.command({"PTTL", "dlock:{job}"})) <= 5000);
+    const auto extended =
+        dlock_on(server, {"extend", "job", "--owner", token, "--ttl", "1h", "--json"});
+    CHECK(extended.exit_code == 0);
+    CHECK(json::parse(extended.out)["status"] == "extended");
+    CHECK(std::stoll(server.command({"PTTL", "dlock:{job}"})) > 3'500'000);
+}
+
+TEST_CASE("force-release says what it removed, or that nothing was held, and exits 0") {
+    RedisServer server;
+    const std::string token = first_line(dlock_on(server, {"acquire", "job"}).out);
+    const auto removed = dlock_on(server, {"force-release", "job"});
+    CHECK(removed.exit_code == 0);
+    CHECK(removed.out.find(token) != std::string::npos);
+    const auto nothing = dlock_on(server, {"force-release", "job", "--json"});
+    CHECK(nothing.exit_code == 0);
+    CHECK(json::parse(nothing.out)["status"] == "free");
+}
+
+TEST_CASE("status exits 0 while held and 1 when free, showing holder, TTL and fence") {
+    RedisServer server;
+    CHECK(dlock_on(server, {"status", "job"}).exit_code == 1);
+    const json lease = json::parse(dlock_on(server, {"acquire", "job", "--json"}).out);
+    const auto held = dlock_on(server, {"status", "job", "--json"});
+    CHECK(held.exit_code == 0);
+    const json state = json::parse(held.out);
+    CHECK(state["status"] == "held");
+    CHECK(state["holder"] == lease["token"]);
+    CHECK(state["fence"] == lease["fence"]);
+    CHECK(state["ttl_ms"].get<int>() > 0);
+    const auto text = dlock_on(server, {"status", "job"});
+    CHECK(text.out.find(lease["token"].get<std::string>()) != std::string::npos);
+}
+
+TEST_CASE("usage errors exit 64 with one line on stderr and never touch Redis") {
+    RedisServer server;
+    const std::vector<std::vector<std::string>> cases = {
+        {},
+        {"frobnicate"},
+        {"acquire"},
+        {"acquire", "job", "--ttl", "0"},
+        {"acquire", "job", "--ttl", "-1"},
+        {"acquire", "job", "--ttl", "abc"},
+        {"acquire", "job", "--ttl", "10x"},
+        {"acquire", "job", "--ttl", "1e9999"},
+        {"acquire", "job", "--bogus"},
+        {"acquire", ""},
+        {"acquire", std::string(257, 'k')},
+        {"acquire", "bad\nkey"},
+        {"acquire", "bad\xFFkey"},
+        {"block", "job", "--wait", "soon"},
+        {"release", "job"},
+        {"release", "job", "--owner", "short"},
+        {"extend", "job", "--owner", std::string(32, 'a')},
+        {"status"},
+        {"acquire", "job", "-E", "256"},
+        {"acquire", "job", "--timeout", "0"},
+        {"--prefix", "a{b", "acquire", "job"},
+    };
+    for (const auto& args : cases) {
+        CAPTURE(args);
+        const auto result = dlock_on(server, args);
+        CHECK(result.exit_code == 64);
+        CHECK(line_count(result.err) == 1);
+        CHECK(result.err.rfind("dlock: ", 0) == 0);
+    }
+    CHECK(server.command({"DBSIZE"}) == "0");
+}
+
+TEST_CASE("with --json a usage error is a JSON object too") {
+    RedisServer server;
+    const auto result = dlock_on(server, {"acquire", "job", "--ttl", "zero", "--json"});
+    CHECK(result.exit_code == 64);
+    const json error = json::parse(result.out);
+    CHECK(error["code"] == 64);
+    CHECK(error["error"].get<std::string>().find("zero") != std::string::npos);
+}
+
+TEST_CASE("an unreachable Redis exits 69 with one clear line") {
+    const std::string closed = "redis://127.0.0.1:" + std::to_string(dlock::test::free_tcp_port());
+    const auto result = run_dlock({"--redis", closed, "acquire", "job"});
+    CHECK(result.exit_code == 69);
+    CHECK(line_count(result.err) == 1);
+    CHECK(result.err.find("cannot connect") != std::string::npos);
+    const auto json_result = run_dlock({"--redis", closed, "status", "job", "--json"});
+    CHECK(json_result.exit_code == 69);
+    CHECK(json::parse(json_result.out)["code"] == 69);
+}
+
+TEST_CASE("the password can come from DLOCK_REDIS_PASSWORD and never shows in errors") {
+    RedisServer server({{"--requirepass", "hunter2-secret"}});
+    CHECK(dlock_on(server, {"acquire", "job"}, {"DLOCK_REDIS_PASSWORD=hunter2-secret"}).exit_code ==
+          0);
+    const auto wrong = dlock_on(server, {"acquire", "job"}, {"DLOCK_REDIS_PASSWORD=nope-nope"});
+    CHECK(wrong.exit_code == 69);
+    CHECK(wrong.err.find("nope-nope") == std::string::npos);
+    const auto in_url = run_dlock(
+        {"--redis",
+         "redis://:wrong-in-url@127.0.0.1:" + std::to_string(dlock::test::free_tcp_port()),
+         "status", "job"});
+    CHECK(in_url.exit_code == 69);
+    CHECK(in_url.err.find("wrong-in-url") == std::string::npos);
+}
+
+TEST_CASE("DLOCK_REDIS_URL and DLOCK_PREFIX configure the connection and the key space") {
+    RedisServer server;
+    const auto result =
+        run_dlock({"acquire", "job"}, {"DLOCK_REDIS_URL=" + server.url(), "DLOCK_PREFIX=team-a:"});
+    CHECK(result.exit_code == 0);
+    CHECK(server.command({"EXISTS", "team-a:{job}"}) == "1");
+}
+
+TEST_CASE("--help and --version answer and exit 0") {
+    const auto help = run_dlock({"--help"});
+    CHECK(help.exit_code == 0);
+    for (const char* word : {"acquire", "block", "release", "force-release", "status", "extend",
+                             "--redis", "--json", "Exit codes"}) {
+        CAPTURE(word);
+        CHECK(help.out.find(word) != std::string::npos);
+    }
+    CHECK(run_dlock({"block", "--help"}).out.find("--wait") != std::string::npos);
+    CHECK(run_dlock({"--version"}).out.rfind("dlock ", 0) == 0);
+}

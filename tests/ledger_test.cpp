@@ -1,0 +1,669 @@
+#include "dlock/error.hpp"
+#include "dlock/ledger.hpp"
+#include "support/process.hpp"
+
+#include <SQLiteCpp/Database.h>
+#include <chrono>
+#include <cstdio>
+#include <doctest/doctest.h>
+#include <fstream>
+#include <limits>
+#include <signal.h>
+#include <sqlite3.h>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+using namespace dlock;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr AccountId alice = 1;
+constexpr AccountId bob = 2;
+
+// A ledger path in a fresh temp folder, removed with everything in it afterwards.
+struct TempLedger {
+    TempLedger() = default;
+    TempLedger(const TempLedger&) = delete;
+    TempLedger& operator=(const TempLedger&) = delete;
+    ~TempLedger() { test::remove_tree(dir); }
+
+    std::string dir = test::make_temp_dir();
+    std::string path = dir + "/ledger.db";
+};
+
+WriteOptions keyed(std::string key) {
+    return {.idempotency_key = std::move(key)};
+}
+
+WriteOptions fenced(std::string resource, std::int64_t token) {
+    return {.fence = Fence{std::move(resource), token}};
+}
+
+// Runs SQL on the ledger file behind the library's back.
+void tamper(const std::string& path, const std::string& sql) {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec(sql);
+}
+
+std::int64_t journal_rows(const std::string& path) {
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    return db.execAndGet("SELECT COUNT(*) FROM journal").getInt64();
+}
+
+// Sets the process umask for one scope.
+class UmaskScope {
+public:
+    explicit UmaskScope(mode_t mask) : saved_(::umask(mask)) {}
+    ~UmaskScope() { ::umask(saved_); }
+    UmaskScope(const UmaskScope&) = delete;
+    UmaskScope& operator=(const UmaskScope&) = delete;
+
+private:
+    mode_t saved_;
+};
+
+unsigned permissions(const std::string& path) {
+    struct stat info {};
+    REQUIRE(::stat(path.c_str(), &info) == 0);
+    return info.st_mode & 0777;
+}
+
+// Forks `count` children that run `work` together (released at once, for the most contention)
+// and returns their exit codes. A child that throws exits with 2 after printing why.
+template <typename Work>
+std::vector<int> run_in_children(int count, Work work) {
+    int gate[2];
+    REQUIRE(::pipe(gate) == 0);
+    std::vector<pid_t> children;
+    for (int i = 0; i < count; ++i) {
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::close(gate[1]);
+            char ignored;
+            (void)!::read(gate[0], &ignored, 1); // returns at EOF: when the parent closes the gate
+            int code = 2;
+            try {
+                code = work();
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "child %d: %s\n", i, e.what());
+            }
+            ::_exit(code);
+        }
+        children.push_back(pid);
+    }
+    ::close(gate[0]);
+    ::close(gate[1]);
+    std::vector<int> codes;
+    for (const pid_t pid : children) {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        codes.push_back(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+    return codes;
+}
+
+// True while some connection holds the ledger's write lock.
+bool write_locked(const std::string& path) {
+    SQLite::Database probe(path, SQLite::OPEN_READWRITE);
+    try {
+        probe.exec("BEGIN IMMEDIATE");
+    } catch (const SQLite::Exception& e) {
+        if (e.getErrorCode() != SQLITE_BUSY)
+            throw;
+        return true;
+    }
+    probe.exec("ROLLBACK");
+    return false;
+}
+
+} // namespace
+
+TEST_CASE("every ledger status has its documented word") {
+    const std::pair<LedgerStatus, const char*> words[] = {
+        {LedgerStatus::ok, "ok"},
+        {LedgerStatus::insufficient_funds, "insufficient_funds"},
+        {LedgerStatus::duplicate, "duplicate"},
+        {LedgerStatus::idempotency_conflict, "idempotency_conflict"},
+        {LedgerStatus::stale_fence, "stale_fence"},
+        {LedgerStatus::busy, "busy"},
+        {LedgerStatus::processing, "processing"},
+        {LedgerStatus::paid, "paid"},
+        {LedgerStatus::unknown_account, "unknown_account"},
+        {LedgerStatus::unknown_invoice, "unknown_invoice"},
+    };
+    for (const auto& [status, word] : words)
+        CHECK(to_string(status) == word);
+    CHECK(to_string(EntryKind::deposit) == "deposit");
+    CHECK(to_string(EntryKind::withdraw) == "withdraw");
+    CHECK(to_string(EntryKind::invoice) == "invoice");
+}
+
+TEST_SUITE("opening") {
+    TEST_CASE("a new ledger file and its write-ahead log are private to their owner") {
+        TempLedger temp;
+        const UmaskScope usual_umask(022);
+        SqliteLedger ledger(temp.path);
+        CHECK(ledger.deposit(alice, 100, {}).status == LedgerStatus::ok);
+        CHECK(permissions(temp.path) == 0600);
+        CHECK(permissions(temp.path + "-wal") == 0600);
+    }
+
+    TEST_CASE("an empty file is migrated to the current schema") {
+        TempLedger temp;
+        std::ofstream{temp.path};
+        SqliteLedger ledger(temp.path);
+        CHECK(ledger.deposit(alice, 100, {}).status == LedgerStatus::ok);
+        SQLite::Database db(temp.path, SQLite::OPEN_READONLY);
+        CHECK(db.execAndGet("PRAGMA user_version").getInt() >= 1);
+        CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
+    }
+
+    TEST_CASE("reopening a ledger keeps its data") {
+        TempLedger temp;
+        SqliteLedger(temp.path).deposit(alice, 250, {});
+        SqliteLedger reopened(temp.path);
+        CHECK(reopened.balance(alice).balance == 250);
+    }
+
+    TEST_CASE("a ledger from a newer dlock is refused as a data error") {
+        TempLedger temp;
+        { SqliteLedger created(temp.path); }
+        tamper(temp.path, "PRAGMA user_version = 999");
+        CHECK_THROWS_WITH_AS(
+            SqliteLedger(temp.path),
+            doctest::Contains("ledger schema version 999 is newer than this dlock"), DataError);
+    }
+
+    TEST_CASE("a file that is not a SQLite database is a data error") {
+        TempLedger temp;
+        std::ofstream{temp.path} << "balance,alice,100\nthis is a spreadsheet, not a ledger\n";
+        CHECK_THROWS_WITH_AS(SqliteLedger(temp.path), doctest::Contains("not a SQLite database"),
+                             DataError);
+    }
+
+    TEST_CASE("a ledger in a missing folder is unavailable and creates nothing") {
+        TempLedger temp;
+        const std::string path = temp.dir + "/missing/ledger.db";
+        CHECK_THROWS_WITH_AS(SqliteLedger{path}, doctest::Contains(path.c_str()), UnavailableError);
+        CHECK(::access((temp.dir + "/missing").c_str(), F_OK) != 0);
+    }
+
+    TEST_CASE("a ledger under a path that is a file, not a folder, is unavailable") {
+        TempLedger temp;
+        std::ofstream{temp.dir + "/plain"};
+        CHECK_THROWS_AS(SqliteLedger(temp.dir + "/plain/ledger.db"), UnavailableError);
+    }
+
+    TEST_CASE("a ledger that stays locked while it needs migrating is unavailable") {
+        TempLedger temp;
+        std::ofstream{temp.path};
+        SQLite::Database other(temp.path, SQLite::OPEN_READWRITE);
+        other.exec("BEGIN IMMEDIATE");
+        CHECK_THROWS_WITH_AS(
+            SqliteLedger(temp.path, {.busy_timeout = 1ms, .retry_deadline = 100ms}),
+            doctest::Contains("stayed locked"), UnavailableError);
+    }
+}
+
+TEST_SUITE("deposits and withdrawals") {
+    TEST_CASE("a deposit opens the account and returns the new balance") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        const BalanceResult first = ledger.deposit(alice, 8000, {});
+        CHECK(first.status == LedgerStatus::ok);
+        CHECK(first.account == alice);
+        CHECK(first.balance == 8000);
+        CHECK(ledger.deposit(alice, 50, {}).balance == 8050);
+        CHECK(ledger.balance(alice).balance == 8050);
+    }
+
+    TEST_CASE("a withdrawal the balance covers debits it") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 1000, {});
+        const BalanceResult result = ledger.withdraw(alice, 1000, {});
+        CHECK(result.status == LedgerStatus::ok);
+        CHECK(result.balance == 0);
+        CHECK(ledger.balance(alice).balance == 0);
+    }
+
+    TEST_CASE("a withdrawal the balance cannot cover is refused and writes nothing") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 1000, {});
+        const BalanceResult result = ledger.withdraw(alice, 1001, {});
+        CHECK(result.status == LedgerStatus::insufficient_funds);
+        CHECK(result.balance == 1000);
+        CHECK(ledger.balance(alice).balance == 1000);
+        CHECK(journal_rows(temp.path) == 1);
+    }
+
+    TEST_CASE("requests for an unknown account report unknown_account and open nothing") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        const BalanceResult read = ledger.balance(bob);
+        CHECK(read.status == LedgerStatus::unknown_account);
+        CHECK_FALSE(read.balance.has_value());
+        CHECK(ledger.history(bob, 10).status == LedgerStatus::unknown_account);
+        CHECK(ledger.withdraw(bob, 100, {}).status == LedgerStatus::unknown_account);
+        CHECK(ledger.withdraw_unsafe(bob, 100, 0ms).status == LedgerStatus::unknown_account);
+        CHECK(ledger.create_invoice(bob, 100).status == LedgerStatus::unknown_account);
+        // None of them opened the account.
+        CHECK(ledger.balance(bob).status == LedgerStatus::unknown_account);
+        CHECK(journal_rows(temp.path) == 0);
+    }
+
+    TEST_CASE("amounts that are not positive are usage errors") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        CHECK_THROWS_AS(ledger.deposit(alice, 0, {}), UsageError);
+        CHECK_THROWS_AS(ledger.deposit(alice, -500, {}), UsageError);
+        CHECK_THROWS_AS(ledger.withdraw(alice, -500, {}), UsageError);
+        CHECK_THROWS_AS(ledger.withdraw_unsafe(alice, 0, 0ms), UsageError);
+        CHECK_THROWS_AS(ledger.create_invoice(alice, 0), UsageError);
+        CHECK(ledger.balance(alice).status == LedgerStatus::unknown_account);
+    }
+
+    TEST_CASE("a deposit that would overflow the balance is refused and writes nothing") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, std::numeric_limits<Cents>::max() - 10, {});
+        CHECK_THROWS_AS(ledger.deposit(alice, 11, {}), UsageError);
+        CHECK(ledger.balance(alice).balance == std::numeric_limits<Cents>::max() - 10);
+        CHECK(ledger.deposit(alice, 10, {}).balance == std::numeric_limits<Cents>::max());
+    }
+
+    TEST_CASE("the unsafe withdrawal still refuses what the balance it read cannot cover") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 100, {});
+        const BalanceResult refused = ledger.withdraw_unsafe(alice, 101, 0ms);
+        CHECK(refused.status == LedgerStatus::insufficient_funds);
+        CHECK(refused.balance == 100);
+        const BalanceResult done = ledger.withdraw_unsafe(alice, 40, 0ms);
+        CHECK(done.status == LedgerStatus::ok);
+        CHECK(done.balance == 60);
+        CHECK(ledger.verify().clean());
+    }
+}
+
+TEST_SUITE("idempotency") {
+    TEST_CASE("a repeated deposit with the same key moves no money and answers the first balance") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        CHECK(ledger.deposit(alice, 100, keyed("d-1")).balance == 100);
+        ledger.deposit(alice, 50, {});
+        const BalanceResult repeat = ledger.deposit(alice, 100, keyed("d-1"));
+        CHECK(repeat.status == LedgerStatus::duplicate);
+        CHECK(repeat.balance == 100);
+        CHECK(ledger.balance(alice).balance == 150);
+    }
+
+    TEST_CASE("a repeated withdrawal with the same key moves no money") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 1000, {});
+        CHECK(ledger.withdraw(alice, 300, keyed("w-1")).status == LedgerStatus::ok);
+        const BalanceResult repeat = ledger.withdraw(alice, 300, keyed("w-1"));
+        CHECK(repeat.status == LedgerStatus::duplicate);
+        CHECK(repeat.balance == 700);
+        CHECK(ledger.balance(alice).balance == 700);
+        CHECK(journal_rows(temp.path) == 2);
+    }
+
+    TEST_CASE("a key reused for a different amount, account or kind is a conflict") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 100, keyed("k"));
+        ledger.deposit(bob, 500, {});
+        const BalanceResult other_amount = ledger.deposit(alice, 200, keyed("k"));
+        const BalanceResult other_account = ledger.deposit(bob, 100, keyed("k"));
+        const BalanceResult other_kind = ledger.withdraw(alice, 100, keyed("k"));
+        for (const BalanceResult& result : {other_amount, other_account, other_kind}) {
+            CHECK(result.status == LedgerStatus::idempotency_conflict);
+            CHECK_FALSE(result.balance.has_value());
+        }
+        CHECK(ledger.balance(alice).balance == 100);
+        CHECK(ledger.balance(bob).balance == 500);
+        CHECK(journal_rows(temp.path) == 2);
+    }
+
+    TEST_CASE("a key refused for insufficient funds stays free for a later attempt") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 100, {});
+        CHECK(ledger.withdraw(alice, 500, keyed("w")).status == LedgerStatus::insufficient_funds);
+        ledger.deposit(alice, 400, {});
+        CHECK(ledger.withdraw(alice, 500, keyed("w")).status == LedgerStatus::ok);
+    }
+}
+
+TEST_SUITE("fencing") {
+    TEST_CASE("a write with a lower fencing token is refused and writes nothing") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        CHECK(ledger.deposit(alice, 1000, fenced("account:1", 5)).status == LedgerStatus::ok);
+        const BalanceResult stale = ledger.withdraw(alice, 100, fenced("account:1", 4));
+        CHECK(stale.status == LedgerStatus::stale_fence);
+        CHECK(ledger.deposit(alice, 100, fenced("account:1", 1)).status ==
+              LedgerStatus::stale_fence);
+        CHECK(ledger.balance(alice).balance == 1000);
+        CHECK(journal_rows(temp.path) == 1);
+    }
+
+    TEST_CASE("an equal or higher fencing token is accepted and the highest is recorded") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 1000, fenced("account:1", 5));
+        CHECK(ledger.withdraw(alice, 100, fenced("account:1", 5)).status == LedgerStatus::ok);
+        CHECK(ledger.withdraw(alice, 100, fenced("account:1", 7)).status == LedgerStatus::ok);
+        CHECK(ledger.withdraw(alice, 100, fenced("account:1", 6)).status ==
+              LedgerStatus::stale_fence);
+        CHECK(ledger.balance(alice).balance == 800);
+        CHECK(ledger.history(alice, 1).entries.at(0).fence_token == 7);
+    }
+
+    TEST_CASE("fencing tokens are tracked per resource") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 1000, fenced("account:1", 50));
+        CHECK(ledger.deposit(alice, 100, fenced("account:2", 1)).status == LedgerStatus::ok);
+        CHECK(ledger.deposit(alice, 100, {}).status == LedgerStatus::ok);
+    }
+}
+
+TEST_SUITE("precedence") {
+    TEST_CASE("an idempotent repeat wins over a stale fence") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        WriteOptions first = fenced("r", 5);
+        first.idempotency_key = "k";
+        ledger.deposit(alice, 100, first);
+        ledger.deposit(alice, 100, fenced("r", 9));
+        CHECK(ledger.deposit(alice, 100, first).status == LedgerStatus::duplicate);
+    }
+
+    TEST_CASE("an unknown account wins over a stale fence") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 100, fenced("r", 9));
+        CHECK(ledger.withdraw(bob, 100, fenced("r", 1)).status == LedgerStatus::unknown_account);
+    }
+
+    TEST_CASE("a stale fence wins over insufficient funds") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 100, fenced("r", 9));
+        CHECK(ledger.withdraw(alice, 5000, fenced("r", 1)).status == LedgerStatus::stale_fence);
+    }
+}
+
+TEST_CASE("history lists journal entries newest first with their details") {
+    TempLedger temp;
+    SqliteLedger ledger(temp.path);
+    const auto before = std::chrono::system_clock::now();
+    WriteOptions deposit_options = fenced("r", 3);
+    deposit_options.idempotency_key = "salary";
+    ledger.deposit(alice, 1000, deposit_options);
+    ledger.withdraw(alice, 250, {});
+    const InvoiceId invoice = ledger.create_invoice(alice, 100).invoice.value().id;
+    ledger.process_invoice(invoice, std::nullopt);
+
+    const HistoryResult all = ledger.history(alice, 10);
+    REQUIRE(all.status == LedgerStatus::ok);
+    REQUIRE(all.entries.size() == 3);
+    const JournalEntry& paid = all.entries[0];
+    const JournalEntry& withdrawn = all.entries[1];
+    const JournalEntry& deposited = all.entries[2];
+    CHECK(paid.kind == EntryKind::invoice);
+    CHECK(paid.amount == -100);
+    CHECK(paid.balance_after == 650);
+    CHECK(paid.invoice == invoice);
+    CHECK(withdrawn.kind == EntryKind::withdraw);
+    CHECK(withdrawn.amount == -250);
+    CHECK(withdrawn.balance_after == 750);
+    CHECK_FALSE(withdrawn.idempotency_key.has_value());
+    CHECK_FALSE(withdrawn.fence_token.has_value());
+    CHECK(deposited.kind == EntryKind::deposit);
+    CHECK(deposited.amount == 1000);
+    CHECK(deposited.idempotency_key == "salary");
+    CHECK(deposited.fence_token == 3);
+    CHECK(deposited.id < withdrawn.id);
+    const auto before_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(before.time_since_epoch()).count();
+    CHECK(deposited.time_ms >= before_ms);
+    CHECK(paid.time_ms >= deposited.time_ms);
+
+    const HistoryResult latest = ledger.history(alice, 2);
+    REQUIRE(latest.entries.size() == 2);
+    CHECK(latest.entries[0].id == paid.id);
+    CHECK(latest.entries[1].id == withdrawn.id);
+}
+
+TEST_SUITE("invoices") {
+    TEST_CASE("an invoice for an unknown account is not created") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        const InvoiceResult result = ledger.create_invoice(alice, 100);
+        CHECK(result.status == LedgerStatus::unknown_account);
+        CHECK_FALSE(result.invoice.has_value());
+    }
+
+    TEST_CASE("processing an unknown invoice reports unknown_invoice") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        CHECK(ledger.process_invoice(42, std::nullopt).status == LedgerStatus::unknown_invoice);
+    }
+
+    TEST_CASE("creating an invoice charges nothing until it is processed") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 1000, {});
+        const InvoiceResult created = ledger.create_invoice(alice, 300);
+        CHECK(created.status == LedgerStatus::ok);
+        REQUIRE(created.invoice.has_value());
+        CHECK(created.invoice->account == alice);
+        CHECK(created.invoice->amount == 300);
+        CHECK_FALSE(created.invoice->paid);
+        CHECK(ledger.balance(alice).balance == 1000);
+
+        const InvoiceResult processed = ledger.process_invoice(created.invoice->id, std::nullopt);
+        CHECK(processed.status == LedgerStatus::ok);
+        CHECK(processed.invoice->paid);
+        CHECK(processed.balance == 700);
+        CHECK(ledger.balance(alice).balance == 700);
+    }
+
+    TEST_CASE("a paid invoice is never charged twice") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 1000, {});
+        const InvoiceId id = ledger.create_invoice(alice, 300).invoice.value().id;
+        ledger.process_invoice(id, std::nullopt);
+        const InvoiceResult again = ledger.process_invoice(id, std::nullopt);
+        CHECK(again.status == LedgerStatus::paid);
+        CHECK(again.balance == 700);
+        CHECK(ledger.balance(alice).balance == 700);
+        CHECK(journal_rows(temp.path) == 2);
+    }
+
+    TEST_CASE("an invoice the balance cannot cover stays open and can be paid later") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 100, {});
+        const InvoiceId id = ledger.create_invoice(alice, 300).invoice.value().id;
+        const InvoiceResult refused = ledger.process_invoice(id, std::nullopt);
+        CHECK(refused.status == LedgerStatus::insufficient_funds);
+        CHECK(refused.balance == 100);
+        CHECK_FALSE(refused.invoice.value().paid);
+        CHECK(journal_rows(temp.path) == 1);
+
+        ledger.deposit(alice, 200, {});
+        const InvoiceResult paid = ledger.process_invoice(id, std::nullopt);
+        CHECK(paid.status == LedgerStatus::ok);
+        CHECK(paid.balance == 0);
+    }
+
+    TEST_CASE("an invoice processed under a stale fence is not charged") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 1000, fenced("invoice:1", 8));
+        const InvoiceId id = ledger.create_invoice(alice, 300).invoice.value().id;
+        const InvoiceResult stale = ledger.process_invoice(id, Fence{"invoice:1", 7});
+        CHECK(stale.status == LedgerStatus::stale_fence);
+        CHECK_FALSE(stale.invoice.value().paid);
+        CHECK(ledger.balance(alice).balance == 1000);
+        CHECK(ledger.process_invoice(id, Fence{"invoice:1", 8}).status == LedgerStatus::ok);
+    }
+}
+
+TEST_SUITE("verify") {
+    TEST_CASE("verify is clean after ordinary traffic") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 1000, {});
+        ledger.deposit(bob, 10, {});
+        ledger.withdraw(alice, 300, {});
+        ledger.process_invoice(ledger.create_invoice(alice, 200).invoice.value().id, std::nullopt);
+        const VerifyReport report = ledger.verify();
+        CHECK(report.status == LedgerStatus::ok);
+        CHECK(report.mismatches.empty());
+        CHECK(report.integrity == "ok");
+        CHECK(report.clean());
+    }
+
+    TEST_CASE("verify reports a balance changed behind the ledger's back") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path);
+        ledger.deposit(alice, 1000, {});
+        ledger.deposit(bob, 500, {});
+        tamper(temp.path, "UPDATE accounts SET balance = 1234 WHERE id = 1");
+        const VerifyReport report = ledger.verify();
+        CHECK_FALSE(report.clean());
+        REQUIRE(report.mismatches.size() == 1);
+        CHECK(report.mismatches[0].account == alice);
+        CHECK(report.mismatches[0].expected == 1000);
+        CHECK(report.mismatches[0].actual == 1234);
+        CHECK(report.mismatches[0].difference == 234);
+    }
+}
+
+TEST_SUITE("locking and faults") {
+    TEST_CASE("a write locked out past the retry deadline answers busy, then succeeds") {
+        TempLedger temp;
+        SqliteLedger ledger(temp.path, {.busy_timeout = 1ms, .retry_deadline = 200ms});
+        ledger.deposit(alice, 1000, {});
+        {
+            SQLite::Database other(temp.path, SQLite::OPEN_READWRITE);
+            other.exec("BEGIN IMMEDIATE");
+            const auto start = std::chrono::steady_clock::now();
+            CHECK(ledger.withdraw(alice, 100, {}).status == LedgerStatus::busy);
+            CHECK(std::chrono::steady_clock::now() - start >= 200ms);
+            CHECK(ledger.deposit(alice, 100, {}).status == LedgerStatus::busy);
+            CHECK(ledger.create_invoice(alice, 100).status == LedgerStatus::busy);
+            // Readers do not wait for writers.
+            CHECK(ledger.balance(alice).balance == 1000);
+            other.exec("ROLLBACK");
+        }
+        CHECK(ledger.withdraw(alice, 100, {}).balance == 900);
+    }
+
+    TEST_CASE("a writer killed in the middle of a transaction leaves nothing behind") {
+        TempLedger temp;
+        SqliteLedger(temp.path).deposit(alice, 1000, {});
+
+        const pid_t writer = ::fork();
+        REQUIRE(writer >= 0);
+        if (writer == 0) {
+            SqliteLedger(temp.path).withdraw(alice, 600, {.hold = 30s});
+            ::_exit(0);
+        }
+        const auto give_up = std::chrono::steady_clock::now() + 10s;
+        bool in_transaction = false;
+        while (!(in_transaction = write_locked(temp.path)) &&
+               std::chrono::steady_clock::now() < give_up)
+            std::this_thread::sleep_for(5ms);
+        ::kill(writer, SIGKILL);
+        int status = 0;
+        ::waitpid(writer, &status, 0);
+        REQUIRE(in_transaction);
+        REQUIRE(WIFSIGNALED(status));
+
+        SqliteLedger ledger(temp.path);
+        CHECK(ledger.balance(alice).balance == 1000);
+        CHECK(journal_rows(temp.path) == 1);
+        CHECK(ledger.verify().clean());
+        CHECK(ledger.withdraw(alice, 600, {}).balance == 400);
+    }
+
+    TEST_CASE("concurrent withdrawals from many processes lose no update") {
+        constexpr int children = 8;
+        constexpr int withdrawals_each = 25;
+        constexpr Cents amount = 100;
+        TempLedger temp;
+        SqliteLedger(temp.path).deposit(alice, children * withdrawals_each * amount, {});
+
+        const std::vector<int> codes = run_in_children(children, [&] {
+            SqliteLedger ledger(temp.path, {.busy_timeout = 1ms});
+            for (int i = 0; i < withdrawals_each; ++i)
+                if (ledger.withdraw(alice, amount, {}).status != LedgerStatus::ok)
+                    return 1;
+            return 0;
+        });
+
+        for (const int code : codes)
+            CHECK(code == 0);
+        SqliteLedger ledger(temp.path);
+        CHECK(ledger.balance(alice).balance == 0);
+        CHECK(journal_rows(temp.path) == 1 + children * withdrawals_each);
+        CHECK(ledger.verify().clean());
+    }
+
+    TEST_CASE("many processes creating the same new ledger at once all succeed") {
+        constexpr int children = 8;
+        TempLedger temp;
+        const std::vector<int> codes = run_in_children(children, [&] {
+            SqliteLedger ledger(temp.path, {.busy_timeout = 1ms});
+            return ledger.deposit(alice, 100, {}).status == LedgerStatus::ok ? 0 : 1;
+        });
+
+        for (const int code : codes)
+            CHECK(code == 0);
+        SqliteLedger ledger(temp.path);
+        CHECK(ledger.balance(alice).balance == children * 100);
+        CHECK(ledger.verify().clean());
+    }
+
+    TEST_CASE("concurrent unsafe withdrawals lose updates and verify detects it") {
+        constexpr int children = 8;
+        constexpr int withdrawals_each = 25;
+        constexpr Cents start_balance = 100'000;
+        TempLedger temp;
+        SqliteLedger(temp.path).deposit(alice, start_balance, {});
+
+        const std::vector<int> codes = run_in_children(children, [&] {
+            SqliteLedger ledger(temp.path, {.busy_timeout = 1ms});
+            for (int i = 0; i < withdrawals_each; ++i)
+                if (ledger.withdraw_unsafe(alice, 1, 20ms).status != LedgerStatus::ok)
+                    return 1;
+            return 0;
+        });
+
+        for (const int code : codes)
+            CHECK(code == 0);
+        const VerifyReport report = SqliteLedger(temp.path).verify();
+        CHECK_FALSE(report.clean());
+        REQUIRE(report.mismatches.size() == 1);
+        CHECK(report.mismatches[0].account == alice);
+        // The journal kept every withdrawal; the stored balance lost some of them.
+        CHECK(report.mismatches[0].expected == start_balance - children * withdrawals_each);
+        CHECK(report.mismatches[0].difference > 0);
+    }
+}

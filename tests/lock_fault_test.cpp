@@ -1,0 +1,170 @@
+// The lock commands when Redis misbehaves: restarts, pauses, strangers on the port, ACLs.
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+
+#include <chrono>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using dlock::test::Child;
+using dlock::test::ProcessResult;
+using dlock::test::RedisServer;
+using dlock::test::run_dlock;
+using nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+ProcessResult dlock_at(const std::string& url, std::vector<std::string> args) {
+    args.insert(args.begin(), {"--redis", url});
+    return run_dlock(args);
+}
+
+int line_count(const std::string& text) {
+    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+}
+
+void wait_for_subscribers(const RedisServer& server, const std::string& channel, int count) {
+    const auto deadline = clock_type::now() + 20s;
+    while (server.command({"PUBSUB", "NUMSUB", channel}) !=
+           channel + "\n" + std::to_string(count)) {
+        REQUIRE(clock_type::now() < deadline);
+        std::this_thread::sleep_for(2ms);
+    }
+}
+
+// A TCP server on loopback that is not Redis: it answers every connection with `answer`
+// (or, if empty, reads and never answers) until destroyed.
+class StrangerServer {
+public:
+    explicit StrangerServer(std::string answer) : answer_(std::move(answer)) {
+        fd_ = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        socklen_t len = sizeof addr;
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+        REQUIRE(listen(fd_, 8) == 0);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~StrangerServer() {
+        shutdown(fd_, SHUT_RDWR);
+        close(fd_);
+        thread_.join();
+        for (const int client : clients_)
+            close(client);
+    }
+    std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+private:
+    void serve() {
+        for (;;) {
+            const int client = accept(fd_, nullptr, nullptr);
+            if (client < 0)
+                return;
+            char buffer[512];
+            (void)!read(client, buffer, sizeof buffer);
+            if (!answer_.empty())
+                (void)!write(client, answer_.data(), answer_.size());
+            clients_.push_back(client); // kept open: a silent server must stay silent
+        }
+    }
+    std::string answer_;
+    int fd_ = -1;
+    int port_ = 0;
+    std::thread thread_;
+    std::vector<int> clients_;
+};
+
+} // namespace
+
+TEST_CASE("waiters get a clear error or the lock when Redis restarts, never two holders") {
+    RedisServer server;
+    const json first =
+        json::parse(dlock_at(server.url(), {"acquire", "job", "--ttl", "1m", "--json"}).out);
+    std::vector<std::unique_ptr<Child>> waiters;
+    for (int i = 0; i < 4; ++i)
+        waiters.push_back(std::make_unique<Child>(dlock::test::dlock_argv(
+            {"--redis", server.url(), "block", "job", "--wait", "20s", "--json"})));
+    wait_for_subscribers(server, "dlock:{job}:released", 4);
+    server.restart(); // no persistence: the lock and its fence counter are gone
+
+    int holders = 0;
+    for (auto& waiter : waiters) {
+        const ProcessResult result = waiter->wait();
+        CAPTURE(result.err);
+        CHECK((result.exit_code == 0 || result.exit_code == 69));
+        CHECK(line_count(result.err) == (result.exit_code == 0 ? 0 : 1));
+        if (result.exit_code == 0) {
+            ++holders;
+            CHECK(json::parse(result.out)["fence"].get<std::int64_t>() >
+                  first["fence"].get<std::int64_t>());
+        }
+    }
+    CHECK(holders <= 1);
+    const json after =
+        json::parse(dlock_at(server.url(), {"block", "job", "--json", "--wait", "15s"}).out);
+    CHECK(after["fence"].get<std::int64_t>() > first["fence"].get<std::int64_t>());
+}
+
+TEST_CASE("a paused Redis makes dlock time out with 69, not hang") {
+    RedisServer server;
+    server.command({"CLIENT", "PAUSE", "5000", "ALL"});
+    const auto start = clock_type::now();
+    const auto result = dlock_at(server.url(), {"--timeout", "300ms", "acquire", "job"});
+    const auto took = clock_type::now() - start;
+    CHECK(result.exit_code == 69);
+    CHECK(result.err.find("timed out") != std::string::npos);
+    CHECK(took < 3s); // --timeout plus a generous margin, far below the 5s pause
+}
+
+TEST_CASE("a server that is not Redis is refused with 69 and one line") {
+    StrangerServer http("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    const auto result = dlock_at(http.url(), {"acquire", "job"});
+    CHECK(result.exit_code == 69);
+    CHECK(line_count(result.err) == 1);
+
+    StrangerServer silent("");
+    const auto start = clock_type::now();
+    const auto quiet = dlock_at(silent.url(), {"--timeout", "300ms", "status", "job"});
+    CHECK(quiet.exit_code == 69);
+    CHECK(quiet.err.find("timed out") != std::string::npos);
+    CHECK(clock_type::now() - start < 3s);
+}
+
+// The README's ACL line, verbatim: the least a dlock user needs.
+constexpr const char* acl_rules =
+    "on >acl-secret resetkeys ~dlock:* resetchannels &dlock:* -@all +eval +subscribe +select "
+    "+set +get +del +exists +incr +pexpire +pttl +time +publish";
+
+TEST_CASE("an ACL user limited to dlock's keys and commands can run every lock subcommand") {
+    RedisServer server;
+    std::vector<std::string> setuser{"ACL", "SETUSER", "dlock"};
+    std::istringstream rules(acl_rules);
+    for (std::string rule; rules >> rule;)
+        setuser.push_back(rule);
+    REQUIRE(server.command(setuser) == "OK");
+    const std::string url = "unix://dlock:acl-secret@" + server.url().substr(7);
+
+    const json lease = json::parse(dlock_at(url, {"acquire", "job", "--json"}).out);
+    const std::string token = lease["token"];
+    CHECK(dlock_at(url, {"status", "job"}).exit_code == 0);
+    CHECK(dlock_at(url, {"extend", "job", "--owner", token, "--ttl", "1m"}).exit_code == 0);
+    CHECK(dlock_at(url, {"block", "job", "--wait", "100ms"}).exit_code == 75); // subscribes
+    CHECK(dlock_at(url, {"release", "job", "--owner", token}).exit_code == 0);
+    CHECK(dlock_at(url, {"acquire", "job"}).exit_code == 0);
+    CHECK(dlock_at(url, {"force-release", "job"}).exit_code == 0);
+
+    const auto outside = dlock_at(url, {"--prefix", "other:", "acquire", "job"});
+    CHECK(outside.exit_code == 69);
+    CHECK(outside.err.find("NOPERM") != std::string::npos);
+    CHECK(outside.err.find("acl-secret") == std::string::npos);
+}

@@ -1,0 +1,89 @@
+#include "dlock/redis.hpp"
+
+#include <doctest/doctest.h>
+
+using dlock::redis::parse_url;
+using dlock::redis::Url;
+
+TEST_CASE("a redis URL gives host, port, user, password and database") {
+    const Url url = parse_url("redis://alice:s3cret@cache.example:6380/2");
+    CHECK(url.transport == Url::Transport::tcp);
+    CHECK(url.host == "cache.example");
+    CHECK(url.port == 6380);
+    CHECK(url.user == "alice");
+    CHECK(url.password == "s3cret");
+    CHECK(url.db == 2);
+}
+
+TEST_CASE("a redis URL defaults to port 6379, database 0 and no credentials") {
+    const Url url = parse_url("redis://10.0.0.5");
+    CHECK(url.host == "10.0.0.5");
+    CHECK(url.port == 6379);
+    CHECK(url.db == 0);
+    CHECK(url.user.empty());
+    CHECK_FALSE(url.password.has_value());
+}
+
+TEST_CASE("a password alone, percent-encoded characters and IPv6 hosts are understood") {
+    const Url url = parse_url("redis://:p%40ss%3Aword@[::1]:7000/");
+    CHECK(url.user.empty());
+    CHECK(url.password == "p@ss:word");
+    CHECK(url.host == "::1");
+    CHECK(url.port == 7000);
+    CHECK(parse_url("redis://[::1]").port == 6379);
+}
+
+TEST_CASE("a unix socket URL gives the path and an optional database") {
+    const Url url = parse_url("unix:///run/redis/redis.sock?db=3");
+    CHECK(url.transport == Url::Transport::unix_socket);
+    CHECK(url.socket_path == "/run/redis/redis.sock");
+    CHECK(url.db == 3);
+    CHECK(parse_url("unix:///tmp/r.sock").db == 0);
+}
+
+TEST_CASE("a unix socket URL may carry a user and password, and paths may hold '@'") {
+    const Url url = parse_url("unix://dlock:p%40w@/run/redis.sock?db=1");
+    CHECK(url.user == "dlock");
+    CHECK(url.password == "p@w");
+    CHECK(url.socket_path == "/run/redis.sock");
+    CHECK(url.redacted() == "unix://dlock:***@/run/redis.sock?db=1");
+    CHECK(parse_url("unix:///tmp/a@/b.sock").socket_path == "/tmp/a@/b.sock");
+    CHECK(parse_url("unix:///tmp/a@/b.sock").user.empty());
+}
+
+TEST_CASE("malformed Redis URLs are usage errors") {
+    for (const char* bad : {"",
+                            "localhost:6379",
+                            "http://x",
+                            "rediss://x",
+                            "redis://",
+                            "redis://host:",
+                            "redis://host:abc",
+                            "redis://host:70000",
+                            "redis://host:0",
+                            "redis://host:-1",
+                            "redis://host/abc",
+                            "redis://host/-1",
+                            "redis://[::1",
+                            "redis://[::1]x",
+                            "redis://u:%zz@host",
+                            "redis://u:%4@host",
+                            "unix://",
+                            "unix://relative/path",
+                            "unix:///tmp/s?database=1",
+                            "unix:///tmp/s?db=x"}) {
+        CAPTURE(bad);
+        CHECK_THROWS_AS(parse_url(bad), dlock::UsageError);
+    }
+}
+
+TEST_CASE("errors and redacted URLs never show the password") {
+    try {
+        parse_url("redis://u:hunter2@host:99999");
+        FAIL("expected a usage error");
+    } catch (const dlock::UsageError& e) {
+        CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+    }
+    const std::string shown = parse_url("redis://u:hunter2@host:1/4").redacted();
+    CHECK(shown == "redis://u:***@host:1/4");
+}
