@@ -135,7 +135,18 @@ Url parse_url(std::string_view text) {
         return parse_unix(text.substr(unix_scheme.size()));
     if (text.substr(0, 9) == "rediss://")
         bad_url("TLS (rediss://) is not supported");
-    bad_url("unknown scheme in '" + std::string(text.substr(0, text.find("://"))) + "'");
+    // Name the scheme only when there clearly is one: a mistyped URL ("redis:/u:pw@host",
+    // "u:pw@host") may hold a password anywhere, and error messages end up in logs.
+    const std::size_t scheme_end = text.find("://");
+    const std::string_view scheme = text.substr(0, scheme_end);
+    const bool plain_scheme =
+        scheme_end != std::string_view::npos && !scheme.empty() && scheme.size() <= 16 &&
+        scheme.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") ==
+            std::string_view::npos;
+    if (plain_scheme)
+        bad_url("unknown scheme '" + std::string(scheme) + "://'");
+    bad_url("it must start with redis:// or unix://");
 }
 
 std::string Url::redacted() const {
