@@ -4,8 +4,11 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <csignal>
+#include <ctime>
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <pthread.h>
 
 namespace dlock::redis {
 namespace {
@@ -212,6 +215,43 @@ bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
 
+// hiredis sends with write(2): a server that closed the connection while a command was being
+// sent would raise SIGPIPE, which kills a process that has not ignored it, silently and with no
+// exit code a script can act on. For the span of one exchange SIGPIPE is blocked, and one it
+// raised is taken back before the mask is restored; the write fails with EPIPE instead, which
+// becomes an IoError like any broken connection. The process-wide disposition is left alone,
+// so commands that `dlock run` starts, and dlock's own stdout, behave as usual.
+class SigpipeBlocked {
+public:
+    SigpipeBlocked() {
+        sigemptyset(&sigpipe_);
+        sigaddset(&sigpipe_, SIGPIPE);
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+        pthread_sigmask(SIG_BLOCK, &sigpipe_, &saved_);
+    }
+    ~SigpipeBlocked() {
+        const int saved_errno = errno; // the caller reports the failed write by it
+        sigset_t pending;
+        sigpending(&pending);
+        if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+            const timespec now{0, 0};
+            while (sigtimedwait(&sigpipe_, nullptr, &now) < 0 && errno == EINTR) {
+            }
+        }
+        pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+        errno = saved_errno;
+    }
+    SigpipeBlocked(const SigpipeBlocked&) = delete;
+    SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
+
+private:
+    sigset_t sigpipe_{};
+    sigset_t saved_{};
+    bool was_pending_ = false;
+};
+
 } // namespace
 
 void Connection::ContextDeleter::operator()(redisContext* context) const {
@@ -282,7 +322,12 @@ void Connection::append(const std::vector<std::string_view>& args) {
 Reply Connection::read_reply() {
     void* raw = nullptr;
     errno = 0;
-    if (redisGetReply(context_.get(), &raw) != REDIS_OK || raw == nullptr)
+    bool got = false;
+    {
+        const SigpipeBlocked sending; // redisGetReply first sends what was appended
+        got = redisGetReply(context_.get(), &raw) == REDIS_OK && raw != nullptr;
+    }
+    if (!got)
         throw_context_error("lost");
     Reply reply(static_cast<redisReply*>(raw));
     const auto* r = static_cast<const redisReply*>(raw);
