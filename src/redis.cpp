@@ -4,8 +4,11 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <csignal>
+#include <ctime>
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <pthread.h>
 
 namespace dlock::redis {
 namespace {
@@ -135,7 +138,18 @@ Url parse_url(std::string_view text) {
         return parse_unix(text.substr(unix_scheme.size()));
     if (text.substr(0, 9) == "rediss://")
         bad_url("TLS (rediss://) is not supported");
-    bad_url("unknown scheme in '" + std::string(text.substr(0, text.find("://"))) + "'");
+    // Name the scheme only when there clearly is one: a mistyped URL ("redis:/u:pw@host",
+    // "u:pw@host") may hold a password anywhere, and error messages end up in logs.
+    const std::size_t scheme_end = text.find("://");
+    const std::string_view scheme = text.substr(0, scheme_end);
+    const bool plain_scheme =
+        scheme_end != std::string_view::npos && !scheme.empty() && scheme.size() <= 16 &&
+        scheme.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") ==
+            std::string_view::npos;
+    if (plain_scheme)
+        bad_url("unknown scheme '" + std::string(scheme) + "://'");
+    bad_url("it must start with redis:// or unix://");
 }
 
 std::string Url::redacted() const {
@@ -200,6 +214,43 @@ timeval to_timeval(Millis timeout) {
 bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
+
+// hiredis sends with write(2): a server that closed the connection while a command was being
+// sent would raise SIGPIPE, which kills a process that has not ignored it, silently and with no
+// exit code a script can act on. For the span of one exchange SIGPIPE is blocked, and one it
+// raised is taken back before the mask is restored; the write fails with EPIPE instead, which
+// becomes an IoError like any broken connection. The process-wide disposition is left alone,
+// so commands that `dlock run` starts, and dlock's own stdout, behave as usual.
+class SigpipeBlocked {
+public:
+    SigpipeBlocked() {
+        sigemptyset(&sigpipe_);
+        sigaddset(&sigpipe_, SIGPIPE);
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+        pthread_sigmask(SIG_BLOCK, &sigpipe_, &saved_);
+    }
+    ~SigpipeBlocked() {
+        const int saved_errno = errno; // the caller reports the failed write by it
+        sigset_t pending;
+        sigpending(&pending);
+        if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+            const timespec now{0, 0};
+            while (sigtimedwait(&sigpipe_, nullptr, &now) < 0 && errno == EINTR) {
+            }
+        }
+        pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+        errno = saved_errno;
+    }
+    SigpipeBlocked(const SigpipeBlocked&) = delete;
+    SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
+
+private:
+    sigset_t sigpipe_{};
+    sigset_t saved_{};
+    bool was_pending_ = false;
+};
 
 } // namespace
 
@@ -271,7 +322,12 @@ void Connection::append(const std::vector<std::string_view>& args) {
 Reply Connection::read_reply() {
     void* raw = nullptr;
     errno = 0;
-    if (redisGetReply(context_.get(), &raw) != REDIS_OK || raw == nullptr)
+    bool got = false;
+    {
+        const SigpipeBlocked sending; // redisGetReply first sends what was appended
+        got = redisGetReply(context_.get(), &raw) == REDIS_OK && raw != nullptr;
+    }
+    if (!got)
         throw_context_error("lost");
     Reply reply(static_cast<redisReply*>(raw));
     const auto* r = static_cast<const redisReply*>(raw);

@@ -140,18 +140,30 @@ TEST_CASE("a server that is not Redis is refused with 69 and one line") {
     CHECK(clock_type::now() - start < 3s);
 }
 
-// The README's ACL line, verbatim: the least a dlock user needs.
-constexpr const char* acl_rules =
-    "on >acl-secret resetkeys ~dlock:* resetchannels &dlock:* -@all +eval +subscribe +select "
-    "+set +get +del +exists +incr +pexpire +pttl +time +publish";
+namespace {
 
-TEST_CASE("an ACL user limited to dlock's keys and commands can run every lock subcommand") {
+// The README's ACL line ("ACL SETUSER dlock ..."), read from the README itself so that the two
+// cannot drift apart: the least a dlock user needs, for every subcommand.
+std::vector<std::string> readme_acl_setuser(const std::string& password) {
+    std::istringstream readme(dlock::test::read_file(DLOCK_SOURCE_DIR "/README.md"));
+    for (std::string line; std::getline(readme, line);) {
+        if (line.rfind("ACL SETUSER dlock ", 0) != 0)
+            continue;
+        std::vector<std::string> words;
+        std::istringstream rules(line);
+        for (std::string word; rules >> word;)
+            words.push_back(word == ">CHANGE-ME" ? ">" + password : word);
+        return words;
+    }
+    FAIL("README.md has no line starting 'ACL SETUSER dlock '");
+    return {};
+}
+
+} // namespace
+
+TEST_CASE("an ACL user limited to dlock's keys and commands can run every subcommand") {
     RedisServer server;
-    std::vector<std::string> setuser{"ACL", "SETUSER", "dlock"};
-    std::istringstream rules(acl_rules);
-    for (std::string rule; rules >> rule;)
-        setuser.push_back(rule);
-    REQUIRE(server.command(setuser) == "OK");
+    REQUIRE(server.command(readme_acl_setuser("acl-secret")) == "OK");
     const std::string url = "unix://dlock:acl-secret@" + server.url().substr(7);
 
     const json lease = json::parse(dlock_at(url, {"acquire", "job", "--json"}).out);
@@ -162,6 +174,41 @@ TEST_CASE("an ACL user limited to dlock's keys and commands can run every lock s
     CHECK(dlock_at(url, {"release", "job", "--owner", token}).exit_code == 0);
     CHECK(dlock_at(url, {"acquire", "job"}).exit_code == 0);
     CHECK(dlock_at(url, {"force-release", "job"}).exit_code == 0);
+    CHECK(dlock_at(url + "?db=3", {"acquire", "in-db-3"}).exit_code == 0); // SELECT
+
+    // run: acquire, the extend before the command, renewals (TTL/3), release.
+    const auto ran = dlock_at(url, {"run", "job", "--ttl", "1s", "--", "sleep", "0.7"});
+    CAPTURE(ran.err);
+    CHECK(ran.exit_code == 0);
+    CHECK(ran.err.empty());
+    CHECK(dlock_at(url, {"acquire", "job", "--ttl", "1m"}).exit_code == 0);
+    CHECK(dlock_at(url, {"run", "job", "-n", "--", "true"}).exit_code == 75);
+    CHECK(dlock_at(url, {"run", "job", "--wait", "100ms", "--", "true"}).exit_code == 75);
+
+    // The ledger's locked commands: withdraw (block, then release with PUBLISH) and invoice
+    // process (one attempt), also when they find the lock busy.
+    const std::string dir = dlock::test::make_temp_dir();
+    const std::string db = dir + "/ledger.db";
+    const auto ledger = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {"--db", db});
+        return dlock_at(url, args);
+    };
+    CHECK(ledger({"deposit", "--account", "1", "--amount", "50"}).exit_code == 0);
+    const auto withdrawn = ledger({"withdraw", "--account", "1", "--amount", "5"});
+    CAPTURE(withdrawn.err);
+    CHECK(withdrawn.exit_code == 0);
+    CHECK(withdrawn.err.empty());
+    CHECK(ledger({"invoice", "create", "--account", "1", "--amount", "5"}).exit_code == 0);
+    CHECK(ledger({"invoice", "process", "1"}).out == "paid 40.00\n");
+    CHECK(dlock_at(url, {"acquire", "withdraw_funds_user_1", "--ttl", "1m"}).exit_code == 0);
+    CHECK(ledger({"withdraw", "--account", "1", "--amount", "5", "--wait", "100ms"}).exit_code ==
+          75);
+    CHECK(dlock_at(url, {"acquire", "invoice_2", "--ttl", "1m"}).exit_code == 0);
+    CHECK(ledger({"invoice", "create", "--account", "1", "--amount", "5"}).exit_code == 0);
+    CHECK(ledger({"invoice", "process", "2"}).out == "processing\n");
+    CHECK(ledger({"balance", "--account", "1"}).out == "40.00\n");
+    CHECK(ledger({"verify"}).exit_code == 0);
+    dlock::test::remove_tree(dir);
 
     const auto outside = dlock_at(url, {"--prefix", "other:", "acquire", "job"});
     CHECK(outside.exit_code == 69);

@@ -84,6 +84,17 @@ TEST_CASE("errors and redacted URLs never show the password") {
     } catch (const dlock::UsageError& e) {
         CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
     }
+    // Mistyped schemes: the message must not echo what might be a password.
+    for (const char* typo : {"redis:/u:hunter2@host", "u:hunter2@host:6379", "redis//:hunter2@h",
+                             "http://u:hunter2@host", "hunter2"}) {
+        CAPTURE(typo);
+        try {
+            parse_url(typo);
+            FAIL("expected a usage error");
+        } catch (const dlock::UsageError& e) {
+            CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+        }
+    }
     const std::string shown = parse_url("redis://u:hunter2@host:1/4").redacted();
     CHECK(shown == "redis://u:***@host:1/4");
 }

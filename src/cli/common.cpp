@@ -1,5 +1,6 @@
 #include "cli/common.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -54,32 +55,107 @@ CLI::Option* add_key_argument(CLI::App& command, std::string& key) {
         ->required();
 }
 
+namespace {
+
+// Length of the UTF-8 sequence at text[i] if it is valid and printable (no C1 control), else 0.
+std::size_t printable_utf8_length(std::string_view text, std::size_t i) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const std::size_t length = lead >= 0xC2 && lead <= 0xDF   ? 2
+                               : lead >= 0xE0 && lead <= 0xEF ? 3
+                               : lead >= 0xF0 && lead <= 0xF4 ? 4
+                                                              : 0;
+    if (length == 0 || i + length > text.size())
+        return 0;
+    char32_t code_point = lead & (0x7F >> length);
+    for (std::size_t k = 1; k < length; ++k) {
+        const auto byte = static_cast<unsigned char>(text[i + k]);
+        if ((byte & 0xC0) != 0x80)
+            return 0;
+        code_point = (code_point << 6) | (byte & 0x3F);
+    }
+    const char32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code_point < smallest[length] || (code_point >= 0xD800 && code_point <= 0xDFFF) ||
+        code_point > 0x10FFFF || (code_point >= 0x80 && code_point < 0xA0))
+        return 0;
+    return length;
+}
+
+// scheme://user:password@host anywhere in `text` (a stray argument CLI11 echoes, say) shows
+// as scheme://user:***@host.
+std::string redact_urls(std::string text) {
+    for (std::size_t scheme = text.find("://"); scheme != std::string::npos;
+         scheme = text.find("://", scheme + 3)) {
+        const std::size_t start = scheme + 3;
+        const std::size_t end = std::min(text.find_first_of(" \t\n'\"", start), text.size());
+        const std::size_t at = text.rfind('@', end == 0 ? 0 : end - 1);
+        if (at == std::string::npos || at < start)
+            continue;
+        const std::size_t colon = text.find(':', start);
+        if (colon < at)
+            text.replace(colon + 1, at - colon - 1, "***");
+    }
+    return text;
+}
+
+nlohmann::json::string_t dump(const nlohmann::json& value) {
+    // Input echoed in a message may be any bytes; never let it stop the report.
+    return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+} // namespace
+
+std::string printable(std::string_view message) {
+    const std::string redacted = redact_urls(std::string(message));
+    std::string out;
+    out.reserve(redacted.size());
+    for (std::size_t i = 0; i < redacted.size();) {
+        const auto byte = static_cast<unsigned char>(redacted[i]);
+        if (byte >= 0x20 && byte < 0x7F) {
+            out += redacted[i++];
+            continue;
+        }
+        if (const std::size_t length = printable_utf8_length(redacted, i); length > 0) {
+            out.append(redacted, i, length);
+            i += length;
+            continue;
+        }
+        static constexpr char digits[] = "0123456789abcdef";
+        out += byte == '\n'   ? std::string("\\n")
+               : byte == '\t' ? std::string("\\t")
+                              : std::string{'\\', 'x', digits[byte >> 4], digits[byte & 0x0F]};
+        ++i;
+    }
+    return out;
+}
+
 int Reporter::ok(const nlohmann::json& result, const std::string& text) const {
     if (json_)
-        std::cout << result.dump() << '\n';
+        std::cout << dump(result) << '\n';
     else if (!text.empty())
         std::cout << text << '\n';
     return exit_code::ok;
 }
 
 int Reporter::refuse(nlohmann::json result, const std::string& message, int code) const {
-    std::cerr << "dlock: " << message << '\n';
+    const std::string line = printable(message);
+    std::cerr << "dlock: " << line << '\n';
     if (json_) {
-        result["error"] = message;
+        result["error"] = line;
         result["code"] = code;
-        std::cout << result.dump() << '\n';
+        std::cout << dump(result) << '\n';
     }
     return code;
 }
 
 void Reporter::warn(const std::string& message) const {
-    std::cerr << "dlock: " << message << '\n';
+    std::cerr << "dlock: " << printable(message) << '\n';
 }
 
 int report_error(const std::string& message, int code, bool json) {
-    std::cerr << "dlock: " << message << '\n';
+    const std::string line = printable(message);
+    std::cerr << "dlock: " << line << '\n';
     if (json)
-        std::cout << nlohmann::json{{"error", message}, {"code", code}}.dump() << '\n';
+        std::cout << dump(nlohmann::json{{"error", line}, {"code", code}}) << '\n';
     return code;
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 namespace dlock::cli {
 
@@ -52,6 +53,12 @@ public:
 private:
     bool json_;
 };
+
+// A message as dlock prints it: one line, whatever it quotes. Control characters and bytes
+// that are not UTF-8 show as \xNN (\n, \t), and the password of anything shaped like
+// scheme://user:password@host as ***. Every message on stderr and in JSON "error" goes
+// through it.
+std::string printable(std::string_view message);
 
 // Reports a failure that ended the command (an exception or a parse error).
 int report_error(const std::string& message, int code, bool json);

@@ -51,13 +51,14 @@ std::optional<std::string> idempotency_key(const LedgerOptions& opts) {
     const std::string& key = opts.idempotency_key;
     if (key.empty())
         return std::nullopt;
-    const bool has_control = std::any_of(key.begin(), key.end(), [](char c) {
-        const auto byte = static_cast<unsigned char>(c);
-        return byte < 0x20 || byte == 0x7F;
-    });
-    if (key.size() > max_idempotency_key_bytes || has_control)
+    // The same rule as lock keys: a key is text that JSON, terminals and logs can carry.
+    static_assert(max_idempotency_key_bytes == max_key_bytes);
+    try {
+        validate_key(key);
+    } catch (const UsageError&) {
         throw UsageError("invalid idempotency key: 1-" + std::to_string(max_idempotency_key_bytes) +
-                         " bytes without control characters");
+                         " bytes of UTF-8 without control characters");
+    }
     return key;
 }
 
