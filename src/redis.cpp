@@ -4,8 +4,8 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <exception>
 #include <hiredis/hiredis.h>
-#include <poll.h>
 
 namespace dlock::redis {
 namespace {
@@ -197,6 +197,10 @@ timeval to_timeval(Millis timeout) {
                    static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
 }
 
+// Redis ends a blocking command that timed out on its next timer tick: up to 100 ms late at the
+// default hz 10, a second at hz 1.
+constexpr Millis blocking_slack{1'000};
+
 bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
@@ -207,7 +211,8 @@ void Connection::ContextDeleter::operator()(redisContext* context) const {
     redisFree(context);
 }
 
-Connection::Connection(const Options& options) : where_(options.url.redacted()) {
+Connection::Connection(const Options& options)
+    : where_(options.url.redacted()), timeout_(options.timeout) {
     const Url& url = options.url;
     const timeval tv = to_timeval(options.timeout);
     context_.reset(url.transport == Url::Transport::unix_socket
@@ -252,6 +257,11 @@ void Connection::throw_context_error(std::string_view doing) const {
     default:
         throw IoError(message + context_->errstr);
     }
+}
+
+void Connection::set_socket_timeout(Millis timeout) {
+    if (redisSetTimeout(context_.get(), to_timeval(timeout)) != REDIS_OK)
+        throw_context_error("cannot set a timeout on");
 }
 
 void Connection::append(const std::vector<std::string_view>& args) {
@@ -302,26 +312,32 @@ Reply Connection::eval(std::string_view script, const std::vector<std::string_vi
     return command(argv);
 }
 
-std::optional<Reply> Connection::wait_for_push(Millis timeout) {
-    using clock = std::chrono::steady_clock;
-    const auto deadline = clock::now() + timeout;
-    for (;;) {
-        void* raw = nullptr;
-        if (redisGetReplyFromReader(context_.get(), &raw) != REDIS_OK)
-            throw_context_error("lost");
-        if (raw != nullptr)
-            return Reply(static_cast<redisReply*>(raw));
-        const auto left = std::chrono::ceil<Millis>(deadline - clock::now());
-        if (left.count() <= 0)
-            return std::nullopt;
-        pollfd pfd{context_->fd, POLLIN, 0};
-        constexpr Millis longest_poll{60'000}; // poll takes an int; waits may be far longer
-        const int ready = poll(&pfd, 1, static_cast<int>(std::min(left, longest_poll).count()));
-        if (ready < 0 && errno != EINTR)
-            throw IoError("waiting on Redis at " + where_ + " failed");
-        if (ready > 0 && redisBufferRead(context_.get()) != REDIS_OK)
-            throw_context_error("lost");
+std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::string_view>>& commands,
+                                        Millis first_blocks_for) {
+    for (const auto& args : commands)
+        append(args);
+    for (; pending_setup_replies_ > 0; --pending_setup_replies_)
+        read_reply();
+    std::vector<Reply> replies;
+    replies.reserve(commands.size());
+    std::exception_ptr refused; // an error reply; the replies behind it are still read
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+        const bool blocking = i == 0 && first_blocks_for.count() > 0;
+        if (blocking)
+            set_socket_timeout(timeout_ + first_blocks_for + blocking_slack);
+        try {
+            replies.push_back(read_reply());
+        } catch (const AuthError&) {
+            refused = refused ? refused : std::current_exception();
+        } catch (const ReplyError&) {
+            refused = refused ? refused : std::current_exception();
+        }
+        if (blocking)
+            set_socket_timeout(timeout_);
     }
+    if (refused)
+        std::rethrow_exception(refused);
+    return replies;
 }
 
 } // namespace dlock::redis
