@@ -4,8 +4,10 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <exception>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 
 namespace dlock::redis {
 namespace {
@@ -259,9 +261,29 @@ void Connection::throw_context_error(std::string_view doing) const {
     }
 }
 
-void Connection::set_socket_timeout(Millis timeout) {
-    if (redisSetTimeout(context_.get(), to_timeval(timeout)) != REDIS_OK)
-        throw_context_error("cannot set a timeout on");
+// Sends what was appended, then waits up to `timeout` for something to read: a blocked command's
+// reply may take longer than the socket's own timeout, which stays as it is (a poll costs one
+// system call; changing the timeout there and back, four).
+void Connection::wait_readable(Millis timeout) {
+    const redisReader* reader = context_->reader;
+    if (reader != nullptr && reader->pos < reader->len)
+        return; // an earlier read already brought (part of) the reply
+    for (int done = 0; done == 0;)
+        if (redisBufferWrite(context_.get(), &done) != REDIS_OK)
+            throw_context_error("cannot send a command to");
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + timeout;
+    for (;;) {
+        const auto left = std::chrono::ceil<Millis>(deadline - clock::now());
+        if (left.count() <= 0)
+            throw TimeoutError("waiting on Redis at " + where_ + ": timed out");
+        pollfd pfd{context_->fd, POLLIN, 0};
+        const int ready = poll(&pfd, 1, static_cast<int>(std::min(left, Millis{60'000}).count()));
+        if (ready > 0)
+            return;
+        if (ready < 0 && errno != EINTR)
+            throw IoError("waiting on Redis at " + where_ + " failed: " + std::strerror(errno));
+    }
 }
 
 void Connection::append(const std::vector<std::string_view>& args) {
@@ -322,9 +344,8 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
     replies.reserve(commands.size());
     std::exception_ptr refused; // an error reply; the replies behind it are still read
     for (std::size_t i = 0; i < commands.size(); ++i) {
-        const bool blocking = i == 0 && first_blocks_for.count() > 0;
-        if (blocking)
-            set_socket_timeout(timeout_ + first_blocks_for + blocking_slack);
+        if (i == 0 && first_blocks_for.count() > 0)
+            wait_readable(timeout_ + first_blocks_for + blocking_slack);
         try {
             replies.push_back(read_reply());
         } catch (const AuthError&) {
@@ -332,8 +353,6 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
         } catch (const ReplyError&) {
             refused = refused ? refused : std::current_exception();
         }
-        if (blocking)
-            set_socket_timeout(timeout_);
     }
     if (refused)
         std::rethrow_exception(refused);

@@ -127,7 +127,7 @@ public:
 private:
     void append(const std::vector<std::string_view>& args);
     Reply read_reply();
-    void set_socket_timeout(Millis timeout);
+    void wait_readable(Millis timeout);
     [[noreturn]] void throw_context_error(std::string_view doing) const;
 
     struct ContextDeleter {
