@@ -7,7 +7,9 @@
 // has entered before it tries again, so every entry is a hand-off from another holder to a
 // waiter, not the releaser taking the lock straight back. The gap is the time from the moment
 // the holder sends its release to the moment the next holder's block() returns. The Redis
-// round-trip time (PING on an idle connection) is measured in the same run, before and after.
+// round-trip time (PING) is measured in the same run: in a tight loop before and after, the
+// reference; and every 500 us during the hand-offs, on a connection of its own, which shows what
+// a round trip costs under the same load.
 //
 // Prints one line of key=value pairs (times in microseconds) for scripts/bench. Not a test:
 // it asserts nothing about speed. Not installed.
@@ -18,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -108,12 +111,28 @@ std::vector<std::int64_t> ping_round_trips(const dlock::redis::Options& options,
     return samples;
 }
 
+// PINGs every 500 us until told to stop.
+void probe(const dlock::redis::Options& options, const std::atomic<bool>& stop,
+           std::vector<std::int64_t>& samples) {
+    dlock::redis::Connection connection(options);
+    connection.command({"PING"});
+    while (!stop.load()) {
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+        const std::int64_t start = now_ns();
+        connection.command({"PING"});
+        samples.push_back(now_ns() - start);
+    }
+}
+
 struct Shared {
     std::atomic<std::int64_t> released_at{0}; // when the last holder sent its release
     std::atomic<int> last_holder{-1};
-    std::atomic<std::uint64_t> entries{0}; // grows with every entry; threads wait on it
     std::atomic<bool> stop{false};
     std::mutex mutex;
+    // Grows with every entry; threads that released wait on it. A condition variable, not
+    // atomic::wait, whose spinning with sched_yield took CPU from the threads being measured.
+    std::uint64_t entries = 0;
+    std::condition_variable entered;
     std::vector<std::int64_t> gaps;
     std::vector<std::string> errors;
 };
@@ -126,8 +145,12 @@ void contend(int self, const Options& options, const dlock::redis::Options& redi
         std::uint64_t after_my_entry = UINT64_MAX; // nothing to wait for before the first try
         while (!shared.stop.load()) {
             // Let someone else have it: measure hand-offs, not the releaser taking it back.
-            if (after_my_entry != UINT64_MAX)
-                shared.entries.wait(after_my_entry);
+            if (after_my_entry != UINT64_MAX) {
+                std::unique_lock lock_guard(shared.mutex);
+                shared.entered.wait(lock_guard, [&] {
+                    return shared.entries != after_my_entry || shared.stop.load();
+                });
+            }
             if (shared.stop.load())
                 break;
             const dlock::AcquireResult acquired =
@@ -135,8 +158,11 @@ void contend(int self, const Options& options, const dlock::redis::Options& redi
             if (!acquired.acquired())
                 continue;
             const std::int64_t entered = now_ns();
-            after_my_entry = shared.entries.fetch_add(1) + 1;
-            shared.entries.notify_all();
+            {
+                const std::lock_guard guard(shared.mutex);
+                after_my_entry = ++shared.entries;
+            }
+            shared.entered.notify_all();
             const int previous = shared.last_holder.exchange(self);
             if (previous >= 0 && previous != self)
                 gaps.push_back(entered - shared.released_at.load());
@@ -164,17 +190,24 @@ int main(int argc, char** argv) {
 
         Shared shared;
         std::vector<std::thread> threads;
+        std::vector<std::int64_t> loaded_rtt;
+        std::atomic<bool> probe_stop{false};
+        std::thread prober(probe, std::cref(redis), std::cref(probe_stop), std::ref(loaded_rtt));
         const auto start = Clock::now();
         for (int i = 0; i < options.threads; ++i)
             threads.emplace_back(contend, i, std::cref(options), std::cref(redis),
                                  std::ref(shared));
         std::this_thread::sleep_for(std::chrono::duration<double>(options.seconds));
-        shared.stop.store(true);
-        shared.entries.fetch_add(1); // wake the threads waiting for someone else's entry
-        shared.entries.notify_all();
+        {
+            const std::lock_guard guard(shared.mutex);
+            shared.stop.store(true); // under the mutex, so no waiter misses it
+        }
+        shared.entered.notify_all();
         for (auto& thread : threads)
             thread.join();
         const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+        probe_stop.store(true);
+        prober.join();
         if (!shared.errors.empty()) {
             std::fprintf(stderr, "dlock_handoff_bench: %s\n", shared.errors.front().c_str());
             return dlock::exit_code::unavailable;
@@ -183,10 +216,13 @@ int main(int argc, char** argv) {
         const std::vector<std::int64_t> after = ping_round_trips(redis, 1000);
         rtt.insert(rtt.end(), after.begin(), after.end());
         std::sort(rtt.begin(), rtt.end());
+        std::sort(loaded_rtt.begin(), loaded_rtt.end());
         std::sort(shared.gaps.begin(), shared.gaps.end());
-        std::printf("threads=%d seconds=%.2f rtt_p50_us=%.1f rtt_p99_us=%.1f handoffs=%zu "
+        std::printf("threads=%d seconds=%.2f rtt_p50_us=%.1f rtt_p99_us=%.1f "
+                    "loaded_rtt_p50_us=%.1f loaded_rtt_p99_us=%.1f handoffs=%zu "
                     "handoffs_per_s=%.0f gap_p50_us=%.1f gap_p99_us=%.1f\n",
                     options.threads, elapsed, percentile_us(rtt, 0.50), percentile_us(rtt, 0.99),
+                    percentile_us(loaded_rtt, 0.50), percentile_us(loaded_rtt, 0.99),
                     shared.gaps.size(), double(shared.gaps.size()) / elapsed,
                     percentile_us(shared.gaps, 0.50), percentile_us(shared.gaps, 0.99));
         return shared.gaps.empty() ? dlock::exit_code::internal : 0;
