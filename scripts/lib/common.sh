@@ -7,7 +7,7 @@ DLOCK_BUILD_DIR=${DLOCK_BUILD_DIR:-$DLOCK_ROOT/build}
 # Debian packages dlock builds, tests and demonstrates with.
 DLOCK_PACKAGES=(cmake make g++ pkg-config libcli11-dev libhiredis-dev libsqlitecpp-dev
     libsqlite3-dev nlohmann-json3-dev doctest-dev redis-server redis-tools sqlite3 util-linux
-    iproute2)
+    iproute2 time)
 
 log() { printf '%s\n' "$*" >&2; }
 
