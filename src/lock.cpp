@@ -1,10 +1,12 @@
 #include "dlock/lock.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <sys/random.h>
+#include <vector>
 
 namespace dlock {
 namespace {
@@ -23,11 +25,16 @@ end
 return {0, redis.call('PTTL', KEYS[1])}
 )lua";
 
-// 1: released, 0: not held, -1: held by another owner.
+// 1: released, 0: not held, -1: held by another owner. A release leaves exactly one wake-up on
+// the wake list: Redis hands it to the waiter blocked longest, and only that one wakes (see
+// block()). When nobody waits, it stays for a minute, so a waiter that was about to block
+// still sees it.
 constexpr std::string_view release_script = R"lua(
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('RPUSH', KEYS[2], 1)
+  redis.call('PEXPIRE', KEYS[2], 60000)
   redis.call('PUBLISH', ARGV[2], 'released')
   return 1
 end
@@ -49,7 +56,9 @@ constexpr std::string_view force_release_script = R"lua(
 local holder = redis.call('GET', KEYS[1])
 if not holder then return {} end
 local ttl = redis.call('PTTL', KEYS[1])
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('RPUSH', KEYS[2], 1)
+redis.call('PEXPIRE', KEYS[2], 60000)
 redis.call('PUBLISH', ARGV[1], 'released')
 return {holder, ttl}
 )lua";
@@ -59,6 +68,17 @@ return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET
 )lua";
 
 constexpr std::size_t token_bytes = 16;
+
+// The longest single BLPOP; a longer wait is several.
+constexpr Millis longest_blocking_wait{60'000};
+
+// BLPOP's timeout: seconds with millisecond decimals (Redis 6 or newer); never 0, which would
+// mean forever.
+std::string blpop_timeout(Millis wait) {
+    const auto ms = std::max<Millis::rep>(wait.count(), 1);
+    const std::string millis = std::to_string(1000 + ms % 1000);
+    return std::to_string(ms / 1000) + "." + millis.substr(1);
+}
 
 OwnerCheck to_owner_check(std::int64_t code) {
     switch (code) {
@@ -186,18 +206,24 @@ std::string new_owner_token() {
 
 LockKeys lock_keys(std::string_view prefix, std::string_view key) {
     std::string lock = std::string(prefix) + "{" + percent_encode_braces(key) + "}";
-    return LockKeys{lock, lock + ":fence", lock + ":released"};
+    return LockKeys{lock, lock + ":fence", lock + ":wake", lock + ":released"};
 }
 
 RedisLock::RedisLock(const redis::Options& options, std::string prefix)
-    : options_(options), prefix_(std::move(prefix)), connection_(options) {}
+    : prefix_(std::move(prefix)), connection_(options) {}
 
-AcquireResult RedisLock::try_acquire_with_token(const LockKeys& keys, const std::string& token,
-                                                Millis ttl) {
-    const std::string ttl_ms = std::to_string(ttl.count());
-    const redis::Reply reply =
-        connection_.eval(acquire_script, {keys.lock, keys.fence}, {token, ttl_ms});
-    const redis::ReplyView answer = reply.view();
+namespace {
+
+// The acquire script's EVAL, with the strings it points into.
+struct AcquireCommand {
+    AcquireCommand(const LockKeys& keys, const std::string& token, Millis ttl)
+        : ttl_ms(std::to_string(ttl.count())), args{"EVAL",     acquire_script, "2",   keys.lock,
+                                                    keys.fence, token,          ttl_ms} {}
+    std::string ttl_ms;
+    std::vector<std::string_view> args;
+};
+
+AcquireResult acquire_result(const redis::ReplyView answer, const std::string& token, Millis ttl) {
     AcquireResult result;
     if (answer[0].integer() == 1)
         result.lease = Lease{token, answer[1].integer(), ttl};
@@ -206,48 +232,64 @@ AcquireResult RedisLock::try_acquire_with_token(const LockKeys& keys, const std:
     return result;
 }
 
+} // namespace
+
+AcquireResult RedisLock::try_acquire_with_token(const LockKeys& keys, const std::string& token,
+                                                Millis ttl) {
+    const AcquireCommand acquire(keys, token, ttl);
+    return acquire_result(connection_.command(acquire.args).view(), token, ttl);
+}
+
 AcquireResult RedisLock::try_acquire(std::string_view key, Millis ttl) {
     return try_acquire_with_token(lock_keys(prefix_, key), new_owner_token(), ttl);
 }
 
-// Push, not polling: subscribe to the release channel, then try; sleep until a release is
-// announced or the holder's lease runs out (expiry announces nothing), then try again.
+// Waiting happens in Redis: BLPOP on the lock's wake list, with the next attempt pipelined
+// right behind it on the same connection. A release pushes one wake-up; Redis hands it to the
+// waiter that has been blocked longest and runs that waiter's attempt at once, so the lock
+// passes in one hop, without a round trip back to the waiter and without waking the others.
+// An expiry pushes nothing: a waiter also stops blocking when the holder's remaining TTL runs
+// out (within Redis's timer tick), and its queued attempt then finds the lock free.
 AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait) {
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
     const LockKeys keys = lock_keys(prefix_, key);
     const std::string token = new_owner_token();
+    const AcquireCommand acquire(keys, token, ttl);
 
-    // The uncontended case needs no second connection.
-    AcquireResult result = try_acquire_with_token(keys, token, ttl);
+    AcquireResult result = acquire_result(connection_.command(acquire.args).view(), token, ttl);
     if (result.acquired() || wait.count() <= 0)
         return result;
 
     const auto deadline = wait == wait_forever ? clock::time_point::max() : start + wait;
-    redis::Connection subscriber(options_);
-    subscriber.command({"SUBSCRIBE", keys.channel});
     for (;;) {
-        // Subscribed before this attempt, so a release after it cannot go unseen.
-        result = try_acquire_with_token(keys, token, ttl);
-        if (result.acquired())
-            return result;
         const auto left = std::chrono::ceil<Millis>(deadline - clock::now());
         if (left.count() <= 0)
             return result;
-        // PTTL -2: gone between our SET and PTTL, retry now. -1: a key without TTL that
-        // dlock did not write; only a release can end it.
-        Millis sleep = left;
+        // PTTL -2: gone between our SET and PTTL, retry now. -1: a key without TTL that dlock
+        // did not write; only a release can end it.
+        Millis sleep = std::min(left, longest_blocking_wait);
         if (result.holder_ttl.count() == -2)
             sleep = Millis{0};
         else if (result.holder_ttl.count() >= 0)
-            sleep = std::min(left, std::max(result.holder_ttl, Millis{1}));
-        subscriber.wait_for_push(sleep);
+            sleep = std::min(sleep, std::max(result.holder_ttl, Millis{1}));
+        if (sleep.count() == 0) {
+            result = acquire_result(connection_.command(acquire.args).view(), token, ttl);
+        } else {
+            const std::string seconds = blpop_timeout(sleep);
+            const std::vector<redis::Reply> replies =
+                connection_.pipeline({{"BLPOP", keys.wake, seconds}, acquire.args}, sleep);
+            result = acquire_result(replies[1].view(), token, ttl);
+        }
+        if (result.acquired())
+            return result;
     }
 }
 
 OwnerCheck RedisLock::release(std::string_view key, std::string_view token) {
     const LockKeys keys = lock_keys(prefix_, key);
-    const redis::Reply reply = connection_.eval(release_script, {keys.lock}, {token, keys.channel});
+    const redis::Reply reply =
+        connection_.eval(release_script, {keys.lock, keys.wake}, {token, keys.channel});
     return to_owner_check(reply.view().integer());
 }
 
@@ -260,7 +302,8 @@ OwnerCheck RedisLock::extend(std::string_view key, std::string_view token, Milli
 
 ForceReleaseResult RedisLock::force_release(std::string_view key) {
     const LockKeys keys = lock_keys(prefix_, key);
-    const redis::Reply reply = connection_.eval(force_release_script, {keys.lock}, {keys.channel});
+    const redis::Reply reply =
+        connection_.eval(force_release_script, {keys.lock, keys.wake}, {keys.channel});
     const redis::ReplyView answer = reply.view();
     ForceReleaseResult result;
     if (answer.size() == 2) {

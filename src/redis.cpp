@@ -5,7 +5,9 @@
 #include <charconv>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <ctime>
+#include <exception>
 #include <hiredis/hiredis.h>
 #include <poll.h>
 #include <pthread.h>
@@ -211,6 +213,10 @@ timeval to_timeval(Millis timeout) {
                    static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
 }
 
+// Redis ends a blocking command that timed out on its next timer tick: up to 100 ms late at the
+// default hz 10, a second at hz 1.
+constexpr Millis blocking_slack{1'000};
+
 bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
@@ -258,7 +264,8 @@ void Connection::ContextDeleter::operator()(redisContext* context) const {
     redisFree(context);
 }
 
-Connection::Connection(const Options& options) : where_(options.url.redacted()) {
+Connection::Connection(const Options& options)
+    : where_(options.url.redacted()), timeout_(options.timeout) {
     const Url& url = options.url;
     const timeval tv = to_timeval(options.timeout);
     context_.reset(url.transport == Url::Transport::unix_socket
@@ -302,6 +309,31 @@ void Connection::throw_context_error(std::string_view doing) const {
         throw ProtocolError(message + "the server does not speak the Redis protocol");
     default:
         throw IoError(message + context_->errstr);
+    }
+}
+
+// Sends what was appended, then waits up to `timeout` for something to read: a blocked command's
+// reply may take longer than the socket's own timeout, which stays as it is (a poll costs one
+// system call; changing the timeout there and back, four).
+void Connection::wait_readable(Millis timeout) {
+    const redisReader* reader = context_->reader;
+    if (reader != nullptr && reader->pos < reader->len)
+        return; // an earlier read already brought (part of) the reply
+    for (int done = 0; done == 0;)
+        if (redisBufferWrite(context_.get(), &done) != REDIS_OK)
+            throw_context_error("cannot send a command to");
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + timeout;
+    for (;;) {
+        const auto left = std::chrono::ceil<Millis>(deadline - clock::now());
+        if (left.count() <= 0)
+            throw TimeoutError("waiting on Redis at " + where_ + ": timed out");
+        pollfd pfd{context_->fd, POLLIN, 0};
+        const int ready = poll(&pfd, 1, static_cast<int>(std::min(left, Millis{60'000}).count()));
+        if (ready > 0)
+            return;
+        if (ready < 0 && errno != EINTR)
+            throw IoError("waiting on Redis at " + where_ + " failed: " + std::strerror(errno));
     }
 }
 
@@ -358,26 +390,29 @@ Reply Connection::eval(std::string_view script, const std::vector<std::string_vi
     return command(argv);
 }
 
-std::optional<Reply> Connection::wait_for_push(Millis timeout) {
-    using clock = std::chrono::steady_clock;
-    const auto deadline = clock::now() + timeout;
-    for (;;) {
-        void* raw = nullptr;
-        if (redisGetReplyFromReader(context_.get(), &raw) != REDIS_OK)
-            throw_context_error("lost");
-        if (raw != nullptr)
-            return Reply(static_cast<redisReply*>(raw));
-        const auto left = std::chrono::ceil<Millis>(deadline - clock::now());
-        if (left.count() <= 0)
-            return std::nullopt;
-        pollfd pfd{context_->fd, POLLIN, 0};
-        constexpr Millis longest_poll{60'000}; // poll takes an int; waits may be far longer
-        const int ready = poll(&pfd, 1, static_cast<int>(std::min(left, longest_poll).count()));
-        if (ready < 0 && errno != EINTR)
-            throw IoError("waiting on Redis at " + where_ + " failed");
-        if (ready > 0 && redisBufferRead(context_.get()) != REDIS_OK)
-            throw_context_error("lost");
+std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::string_view>>& commands,
+                                        Millis first_blocks_for) {
+    for (const auto& args : commands)
+        append(args);
+    for (; pending_setup_replies_ > 0; --pending_setup_replies_)
+        read_reply();
+    std::vector<Reply> replies;
+    replies.reserve(commands.size());
+    std::exception_ptr refused; // an error reply; the replies behind it are still read
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+        if (i == 0 && first_blocks_for.count() > 0)
+            wait_readable(timeout_ + first_blocks_for + blocking_slack);
+        try {
+            replies.push_back(read_reply());
+        } catch (const AuthError&) {
+            refused = refused ? refused : std::current_exception();
+        } catch (const ReplyError&) {
+            refused = refused ? refused : std::current_exception();
+        }
     }
+    if (refused)
+        std::rethrow_exception(refused);
+    return replies;
 }
 
 } // namespace dlock::redis

@@ -58,9 +58,14 @@ void create_private_file(const std::string& path) {
 SQLite::Database open_database(const std::string& path, Millis busy_timeout) {
     create_private_file(path);
     try {
-        return SQLite::Database(
-            path, SQLite::OPEN_READWRITE,
-            static_cast<int>(std::min<Millis::rep>(busy_timeout.count(), INT_MAX)));
+        SQLite::Database db(path, SQLite::OPEN_READWRITE,
+                            static_cast<int>(std::min<Millis::rep>(busy_timeout.count(), INT_MAX)));
+        // The last connection to close would checkpoint the WAL into the database file and
+        // delete it: three fsyncs and an unlink, half the time of a one-shot command. SQLite's
+        // automatic checkpoints (at a commit that finds 1000 pages in the WAL) do that work
+        // instead, so the -wal and -shm files stay beside the ledger between commands.
+        sqlite3_db_config(db.getHandle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+        return db;
     } catch (const SQLite::Exception& e) {
         throw_translated(e, path);
     }
@@ -199,6 +204,8 @@ int checked_schema_version(SQLite::Database& db, const std::string& path) {
 
 void prepare_schema(SQLite::Database& db, const std::string& path) {
     db.exec("PRAGMA foreign_keys = ON");
+    // SQLite's default, stated: every commit is on disk (the WAL fsynced) before it returns.
+    db.exec("PRAGMA synchronous = FULL");
     // WAL lets readers work while a writer holds the lock. The mode is stored in the file.
     const std::string mode = db.execAndGet("PRAGMA journal_mode = WAL").getString();
     if (mode != "wal")

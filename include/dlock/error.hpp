@@ -12,14 +12,23 @@ namespace dlock {
 // The documented exit codes (README, "Exit codes"). Defined once, here.
 namespace exit_code {
 inline constexpr int ok = 0;
-inline constexpr int refused = 1; // refused by state: not owner, not held, insufficient funds
-inline constexpr int usage = 64;  // EX_USAGE: bad flag, argument, duration, key, amount
-inline constexpr int data = 65;   // EX_DATAERR: bad data, e.g. a ledger from a newer schema
-inline constexpr int unavailable =
-    69;                              // EX_UNAVAILABLE: Redis or the ledger unreachable, auth failed
-inline constexpr int internal = 70;  // EX_SOFTWARE: a bug or an answer dlock cannot understand
-inline constexpr int conflict = 75;  // EX_TEMPFAIL: lock busy or wait timed out (see -E)
-inline constexpr int lock_lost = 79; // dlock run: the lock was lost while the command ran
+// Refused by state: not the owner, not held, insufficient funds, stale fence.
+inline constexpr int refused = 1;
+// EX_USAGE: a bad flag, argument, duration, key, amount or id.
+inline constexpr int usage = 64;
+// EX_DATAERR: bad data, e.g. a ledger from a newer schema.
+inline constexpr int data = 65;
+// EX_UNAVAILABLE: Redis or the ledger unreachable, auth failed.
+inline constexpr int unavailable = 69;
+// EX_SOFTWARE: a bug, or an answer dlock cannot understand.
+inline constexpr int internal = 70;
+// EX_TEMPFAIL: the lock is busy or the wait timed out (see -E).
+inline constexpr int conflict = 75;
+// dlock run: the lock was lost while the command ran.
+inline constexpr int lock_lost = 79;
+// dlock run, as a shell reports them (POSIX 2.8.2): found but not runnable; not found.
+inline constexpr int command_not_executable = 126;
+inline constexpr int command_not_found = 127;
 } // namespace exit_code
 
 // Root of every error dlock throws on purpose.

@@ -1,9 +1,10 @@
 // Named locks: acquire, block, release, extend, force-release, status.
 //
-// Each lock owns three names in Redis, all sharing one cluster hash tag:
+// Each lock owns four names in Redis, all sharing one cluster hash tag:
 //   PREFIX{KEY}           the owner token, with a TTL (SET NX PX)
 //   PREFIX{KEY}:fence     the fencing counter, never expires
-//   PREFIX{KEY}:released  the pub/sub channel a release announces itself on
+//   PREFIX{KEY}:wake      a list a release pushes one wake-up onto; waiters BLPOP it
+//   PREFIX{KEY}:released  the pub/sub channel a release is announced on, for observers
 #pragma once
 
 #include "dlock/duration.hpp"
@@ -36,6 +37,7 @@ std::string new_owner_token();
 struct LockKeys {
     std::string lock;
     std::string fence;
+    std::string wake;
     std::string channel;
 };
 // Braces and '%' in KEY are percent-encoded, so the hash tag is always exactly {KEY}.
@@ -98,7 +100,6 @@ private:
     AcquireResult try_acquire_with_token(const LockKeys& keys, const std::string& token,
                                          Millis ttl);
 
-    redis::Options options_;
     std::string prefix_;
     redis::Connection connection_;
 };

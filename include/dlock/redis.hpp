@@ -116,12 +116,18 @@ public:
     Reply eval(std::string_view script, const std::vector<std::string_view>& keys,
                const std::vector<std::string_view>& args);
 
-    // Waits up to `timeout` for a pushed message (after SUBSCRIBE); nullopt on timeout.
-    std::optional<Reply> wait_for_push(Millis timeout);
+    // Sends `commands` in one write and returns their replies in order: one round trip. The
+    // first may be a blocking command (BLPOP) that the server holds for up to `first_blocks_for`;
+    // its reply is awaited that much longer than the timeout. Redis runs the commands queued
+    // behind a blocked one the moment it returns. An error reply throws, as in command(), once
+    // every reply has been read.
+    std::vector<Reply> pipeline(const std::vector<std::vector<std::string_view>>& commands,
+                                Millis first_blocks_for = Millis{0});
 
 private:
     void append(const std::vector<std::string_view>& args);
     Reply read_reply();
+    void wait_readable(Millis timeout);
     [[noreturn]] void throw_context_error(std::string_view doing) const;
 
     struct ContextDeleter {
@@ -129,6 +135,7 @@ private:
     };
     std::unique_ptr<redisContext, ContextDeleter> context_;
     std::string where_; // redacted URL, for messages
+    Millis timeout_;
     int pending_setup_replies_ = 0;
 };
 

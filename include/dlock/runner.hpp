@@ -17,12 +17,6 @@
 
 namespace dlock {
 
-namespace exit_code {
-// As a shell reports them (POSIX 2.8.2), for `dlock run`.
-inline constexpr int command_not_executable = 126;
-inline constexpr int command_not_found = 127;
-} // namespace exit_code
-
 inline constexpr Millis default_kill_grace{5'000};
 // Renewals go out every TTL/3; shorter leases would leave no room for a slow round trip.
 inline constexpr Millis min_run_ttl{1'000};

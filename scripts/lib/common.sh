@@ -7,7 +7,7 @@ DLOCK_BUILD_DIR=${DLOCK_BUILD_DIR:-$DLOCK_ROOT/build}
 # Debian packages dlock builds, tests and demonstrates with.
 DLOCK_PACKAGES=(cmake make g++ pkg-config libcli11-dev libhiredis-dev libsqlitecpp-dev
     libsqlite3-dev nlohmann-json3-dev doctest-dev redis-server redis-tools sqlite3 util-linux
-    iproute2)
+    iproute2 time)
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -29,9 +29,11 @@ ensure_packages() {
         "${missing[@]}" >/dev/null
 }
 
-# build [extra cmake args...]
+# build [extra cmake args...]. Release by default: debug info costs the templates of CLI11,
+# nlohmann::json and doctest about 40% more compile time on a 2-core machine.
 build() {
-    cmake -S "$DLOCK_ROOT" -B "$DLOCK_BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake -S "$DLOCK_ROOT" -B "$DLOCK_BUILD_DIR" -DCMAKE_BUILD_TYPE="${DLOCK_BUILD_TYPE:-Release}" \
+        "$@" >/dev/null
     cmake --build "$DLOCK_BUILD_DIR" -j"$(nproc)" -- --no-print-directory >/dev/null
 }
 

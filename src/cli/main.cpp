@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
                  "DUR is 250ms, 10s, 2m, 1h, or a bare number of seconds.\n"
                  "Exit codes: 0 ok, 1 refused (not owner, not held, insufficient funds),\n"
                  "64 usage, 65 bad data, 69 Redis or ledger unavailable, 70 internal error,\n"
-                 "75 busy: lock or ledger (or -E N).",
+                 "75 busy: lock or ledger (or -E N); run: 79 lock lost, 126/127 command not\n"
+                 "executable/found, else the command's own status (128+N if killed by signal N).",
                  "dlock"};
     app.set_version_flag("--version", std::string("dlock ") + DLOCK_VERSION);
     app.require_subcommand(1);

@@ -187,4 +187,13 @@ std::string RedisServer::command(const std::vector<std::string>& args) const {
     return out;
 }
 
+int RedisServer::blocked_clients() const {
+    const std::string info = command({"INFO", "clients"});
+    constexpr std::string_view field = "blocked_clients:";
+    const auto at = info.find(field);
+    if (at == std::string::npos)
+        throw std::runtime_error("INFO clients has no blocked_clients");
+    return std::stoi(info.substr(at + field.size()));
+}
+
 } // namespace dlock::test

@@ -36,6 +36,8 @@ public:
     // Runs a command on the server, for tests that set up or inspect state. The answer as
     // text; array elements one per line.
     std::string command(const std::vector<std::string>& args) const;
+    // Clients blocked in a command such as BLPOP right now: dlock waiters inside block().
+    int blocked_clients() const;
 
 private:
     void wait_until_ready() const;
