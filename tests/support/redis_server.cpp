@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdexcept>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
@@ -109,10 +110,16 @@ void RedisServer::start() {
         argv.push_back(a.data());
     argv.push_back(nullptr);
 
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ < 0)
         throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
     if (pid_ == 0) {
+        // A test killed before its destructors ran (a ctest timeout, `| head`) takes its
+        // server with it instead of leaving it running.
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
         const int null_fd = open("/dev/null", O_RDWR);
         dup2(null_fd, 0);
         dup2(null_fd, 1);
