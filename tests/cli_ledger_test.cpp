@@ -1,5 +1,6 @@
 // The ledger commands run as a shell script would run them: the real binary, a private
 // redis-server, a ledger file in a temp folder; stdout, stderr and exit codes.
+#include "support/ledger_file.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -65,22 +66,7 @@ struct Ledger {
         return answer["balance_cents"].get<std::int64_t>();
     }
     // Every row of every table, to prove a refused request wrote nothing.
-    std::string contents() const {
-        SQLite::Database file(db, SQLite::OPEN_READONLY);
-        std::string out;
-        for (const std::string table : {"accounts", "journal", "invoices", "fences"}) {
-            SQLite::Statement rows(file, "SELECT * FROM " + table + " ORDER BY 1");
-            out += table + ":\n";
-            while (rows.executeStep()) {
-                for (int column = 0; column < rows.getColumnCount(); ++column)
-                    out += (rows.getColumn(column).isNull() ? std::string("NULL")
-                                                            : rows.getColumn(column).getString()) +
-                           "|";
-                out += "\n";
-            }
-        }
-        return out;
-    }
+    std::string contents() const { return dlock::test::ledger_contents(db); }
     void sql(const std::string& statement) const {
         SQLite::Database file(db, SQLite::OPEN_READWRITE);
         file.exec(statement);

@@ -1,5 +1,6 @@
 #include "dlock/error.hpp"
 #include "dlock/ledger.hpp"
+#include "support/ledger_file.hpp"
 #include "support/process.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -107,20 +108,6 @@ std::vector<int> run_in_children(int count, Work work) {
         codes.push_back(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
     return codes;
-}
-
-// True while some connection holds the ledger's write lock.
-bool write_locked(const std::string& path) {
-    SQLite::Database probe(path, SQLite::OPEN_READWRITE);
-    try {
-        probe.exec("BEGIN IMMEDIATE");
-    } catch (const SQLite::Exception& e) {
-        if (e.getErrorCode() != SQLITE_BUSY)
-            throw;
-        return true;
-    }
-    probe.exec("ROLLBACK");
-    return false;
 }
 
 } // namespace
@@ -587,7 +574,7 @@ TEST_SUITE("locking and faults") {
         }
         const auto give_up = std::chrono::steady_clock::now() + 10s;
         bool in_transaction = false;
-        while (!(in_transaction = write_locked(temp.path)) &&
+        while (!(in_transaction = dlock::test::ledger_write_locked(temp.path)) &&
                std::chrono::steady_clock::now() < give_up)
             std::this_thread::sleep_for(5ms);
         ::kill(writer, SIGKILL);
