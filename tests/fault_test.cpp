@@ -4,8 +4,8 @@
 // promise it proves (docs/guarantees.md lists them).
 //
 // Synchronization is by observation (a process's state in /proc, the ledger's write lock,
-// Redis's subscriber count, a line in a file), never by sleeping and hoping. Time bounds are
-// generous: they prove a mechanism (a lease end, a timeout), not speed, on a loaded machine.
+// Redis's count of blocked clients, a line in a file), never by sleeping and hoping. Time bounds
+// are generous: they prove a mechanism (a lease end, a timeout), not speed, on a loaded machine.
 #include "support/ledger_file.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
@@ -124,13 +124,9 @@ struct Fleet {
         CHECK(verify.exit_code == 0);
         CHECK(dlock::test::integrity_check(db) == "ok");
     }
-    void wait_for_subscribers(const std::string& channel, int count) const {
-        REQUIRE(eventually(
-            [&] {
-                return server.command({"PUBSUB", "NUMSUB", channel}) ==
-                       channel + "\n" + std::to_string(count);
-            },
-            20s));
+    // Waiters are inside block() once Redis holds them blocked on the lock's wake list.
+    void wait_for_waiters(int count) const {
+        REQUIRE(eventually([&] { return server.blocked_clients() == count; }, 20s));
     }
 };
 
@@ -344,7 +340,7 @@ TEST_CASE("Redis killed and restarted under a holder and waiters: fenced, stoppe
         fleet.start({"run", "withdraw_funds_user_5", "--wait", "20s", "--json", "-c",
                      R"sh("$DLOCK_BIN" withdraw --account 5 --amount 5 --fence "$DLOCK_FENCE" )sh"
                      R"sh(--lock-key "$DLOCK_KEY" >/dev/null)sh"}));
-    fleet.wait_for_subscribers("dlock:{withdraw_funds_user_5}:released", 4);
+    fleet.wait_for_waiters(4);
 
     const auto restarted = Clock::now();
     fleet.server.restart(); // no persistence: every lock and fence counter is gone
@@ -434,7 +430,7 @@ TEST_CASE("a Redis that pauses while a withdrawal waits for the lock ends the wa
     REQUIRE(fleet.dlock({"acquire", "withdraw_funds_user_7", "--ttl", "1s"}).exit_code == 0);
     auto waiter = fleet.start({"--timeout", "300ms", "withdraw", "--account", "7", "--amount", "1",
                                "--wait", "3s", "--json"});
-    fleet.wait_for_subscribers("dlock:{withdraw_funds_user_7}:released", 1);
+    fleet.wait_for_waiters(1);
     const auto paused = Clock::now();
     fleet.server.command({"CLIENT", "PAUSE", "20000", "ALL"});
     const ProcessResult result = finish(*waiter, 20s);
