@@ -319,9 +319,12 @@ void Connection::wait_readable(Millis timeout) {
     const redisReader* reader = context_->reader;
     if (reader != nullptr && reader->pos < reader->len)
         return; // an earlier read already brought (part of) the reply
-    for (int done = 0; done == 0;)
-        if (redisBufferWrite(context_.get(), &done) != REDIS_OK)
-            throw_context_error("cannot send a command to");
+    {
+        const SigpipeBlocked sending;
+        for (int done = 0; done == 0;)
+            if (redisBufferWrite(context_.get(), &done) != REDIS_OK)
+                throw_context_error("cannot send a command to");
+    }
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + timeout;
     for (;;) {

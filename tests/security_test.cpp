@@ -86,8 +86,8 @@ TEST_CASE("a password given in --redis reaches neither the argv nor the environm
 TEST_CASE("DLOCK_REDIS_PASSWORD passes through to the command, as documented, and env -u keeps "
           "it out") {
     // The environment is private to the user (/proc/PID/environ is mode 0400), unlike argv; a
-    // command may call dlock itself (dlock status "$DLOCK_KEY"), which needs it. docs/run.md
-    // says so and shows the way to drop it.
+    // command may call dlock itself (dlock status "$DLOCK_KEY"), which needs it. The README's
+    // `dlock run` section says so and shows the way to drop it.
     RedisServer server({{"--requirepass", secret}});
     const std::vector<std::string> env{"DLOCK_REDIS_URL=" + server.url(),
                                        "DLOCK_REDIS_PASSWORD=" + std::string(secret)};
@@ -308,6 +308,36 @@ TEST_CASE("a Redis that hangs up while dlock sends gives 69, never a death by SI
             CAPTURE(attempt);
             CAPTURE(args);
             std::vector<std::string> full{"--redis", hang_up.url(), "--db", db};
+            full.insert(full.end(), args.begin(), args.end());
+            const ProcessResult result = run_dlock(full);
+            CAPTURE(result.err);
+            REQUIRE(result.signal == 0);
+            CHECK(result.exit_code == 69);
+            CHECK(line_count(result.err) == 1);
+        }
+    }
+    CHECK(dlock::test::ledger_contents(db) == before);
+    CHECK(access((temp.path + "/ran").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("a Redis that hangs up after answering 'busy' gives 69 while block sends its wait, "
+          "never a death by SIGPIPE") {
+    TempDir temp;
+    // The first command (the acquire attempt) is answered "held, 5s left"; then the connection
+    // is closed, and block's next send (its wait, pipelined with the next attempt) meets it.
+    FakeServer busy_then_gone(FakeServer::Behaviour::answer_then_hang_up, "*2\r\n:0\r\n:5000\r\n",
+                              temp.path + "/redis.sock");
+    const std::string db = temp.path + "/ledger.db";
+    REQUIRE(run_dlock({"--db", db, "deposit", "--account", "1", "--amount", "10"}).exit_code == 0);
+    const std::string before = dlock::test::ledger_contents(db);
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+                 {"block", "job", "--wait", "10s"},
+                 {"withdraw", "--account", "1", "--amount", "1", "--wait", "10s"},
+                 {"run", "job", "--wait", "10s", "--", "touch", temp.path + "/ran"}}) {
+            CAPTURE(attempt);
+            CAPTURE(args);
+            std::vector<std::string> full{"--redis", busy_then_gone.url(), "--db", db};
             full.insert(full.end(), args.begin(), args.end());
             const ProcessResult result = run_dlock(full);
             CAPTURE(result.err);

@@ -61,10 +61,14 @@ void FakeServer::serve() {
             close(client);
             continue;
         }
-        if (behaviour_ == Behaviour::answer) {
-            char buffer[512];
+        if (behaviour_ == Behaviour::answer || behaviour_ == Behaviour::answer_then_hang_up) {
+            char buffer[4096];
             (void)!read(client, buffer, sizeof buffer);
             (void)!write(client, answer_.data(), answer_.size());
+        }
+        if (behaviour_ == Behaviour::answer_then_hang_up) {
+            close(client);
+            continue;
         }
         clients_.push_back(client); // kept open: a silent server must stay silent
     }

@@ -10,9 +10,10 @@ namespace dlock::test {
 class FakeServer {
 public:
     enum class Behaviour {
-        answer, // reads once, writes the canned answer, keeps the connection open
-        silent, // accepts, never answers, keeps the connection open
-        hang_up // closes every connection as soon as it is accepted
+        answer,             // reads once, writes the canned answer, keeps the connection open
+        silent,             // accepts, never answers, keeps the connection open
+        hang_up,            // closes every connection as soon as it is accepted
+        answer_then_hang_up // reads once, writes the canned answer, closes the connection
     };
     // On a loopback TCP port, or on a unix socket at `socket_path` when it is not empty.
     explicit FakeServer(Behaviour behaviour, std::string answer = {}, std::string socket_path = {});
