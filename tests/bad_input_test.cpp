@@ -20,15 +20,12 @@
 #include <vector>
 
 using dlock::test::FakeServer;
+using dlock::test::line_count;
 using dlock::test::ProcessResult;
 using dlock::test::RedisServer;
 using nlohmann::json;
 
 namespace {
-
-int line_count(const std::string& text) {
-    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
-}
 
 struct Case {
     std::vector<std::string> args;

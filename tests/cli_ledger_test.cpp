@@ -21,6 +21,7 @@
 #include <vector>
 
 using dlock::test::Child;
+using dlock::test::line_count;
 using dlock::test::ProcessResult;
 using dlock::test::RedisServer;
 using nlohmann::json;
@@ -30,10 +31,6 @@ namespace {
 
 bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
-}
-
-int line_count(const std::string& text) {
-    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
 }
 
 // A private redis-server and a ledger path in a fresh temp folder (removed afterwards).

@@ -6,38 +6,29 @@
 #include <nlohmann/json.hpp>
 
 using dlock::test::Child;
+using dlock::test::line_count;
 using dlock::test::ProcessResult;
 using dlock::test::RedisServer;
 using dlock::test::run_dlock;
+using dlock::test::run_dlock_at;
 using nlohmann::json;
 
 namespace {
 
-// Runs dlock against `server` with the given arguments.
-ProcessResult dlock_on(const RedisServer& server, std::vector<std::string> args,
-                       const std::vector<std::string>& env = {}) {
-    args.insert(args.begin(), {"--redis", server.url()});
-    return run_dlock(args, env);
-}
-
 std::string first_line(const std::string& text) {
     return text.substr(0, text.find('\n'));
-}
-
-int line_count(const std::string& text) {
-    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
 }
 
 } // namespace
 
 TEST_CASE("acquire prints the owner token alone and a second acquire exits 75") {
     RedisServer server;
-    const auto first = dlock_on(server, {"acquire", "job"});
+    const auto first = run_dlock_at(server.url(), {"acquire", "job"});
     CHECK(first.exit_code == 0);
     CHECK(first.out.size() == 33); // 32 hex digits and a newline
     CHECK(first.err.empty());
 
-    const auto second = dlock_on(server, {"acquire", "job"});
+    const auto second = run_dlock_at(server.url(), {"acquire", "job"});
     CHECK(second.exit_code == 75);
     CHECK(second.out.empty());
     CHECK(second.err.find("held by another owner") != std::string::npos);
@@ -46,15 +37,16 @@ TEST_CASE("acquire prints the owner token alone and a second acquire exits 75") 
 
 TEST_CASE("-E sets the conflict exit code, before or after the subcommand") {
     RedisServer server;
-    REQUIRE(dlock_on(server, {"acquire", "job"}).exit_code == 0);
-    CHECK(dlock_on(server, {"-E", "3", "acquire", "job"}).exit_code == 3);
-    CHECK(dlock_on(server, {"acquire", "job", "--conflict-exit-code", "0"}).exit_code == 0);
-    CHECK(dlock_on(server, {"block", "job", "--wait", "50ms", "-E", "9"}).exit_code == 9);
+    REQUIRE(run_dlock_at(server.url(), {"acquire", "job"}).exit_code == 0);
+    CHECK(run_dlock_at(server.url(), {"-E", "3", "acquire", "job"}).exit_code == 3);
+    CHECK(run_dlock_at(server.url(), {"acquire", "job", "--conflict-exit-code", "0"}).exit_code ==
+          0);
+    CHECK(run_dlock_at(server.url(), {"block", "job", "--wait", "50ms", "-E", "9"}).exit_code == 9);
 }
 
 TEST_CASE("--json prints exactly one object with key, token, fence and ttl_ms") {
     RedisServer server;
-    const auto acquired = dlock_on(server, {"acquire", "job", "--ttl", "2m", "--json"});
+    const auto acquired = run_dlock_at(server.url(), {"acquire", "job", "--ttl", "2m", "--json"});
     REQUIRE(acquired.exit_code == 0);
     const json result = json::parse(acquired.out);
     CHECK(result["status"] == "acquired");
@@ -63,7 +55,7 @@ TEST_CASE("--json prints exactly one object with key, token, fence and ttl_ms") 
     CHECK(result["fence"].get<std::int64_t>() > 0);
     CHECK(result["ttl_ms"] == 120000);
 
-    const auto busy = dlock_on(server, {"--json", "acquire", "job"});
+    const auto busy = run_dlock_at(server.url(), {"--json", "acquire", "job"});
     CHECK(busy.exit_code == 75);
     const json refusal = json::parse(busy.out);
     CHECK(refusal["status"] == "busy");
@@ -73,21 +65,21 @@ TEST_CASE("--json prints exactly one object with key, token, fence and ttl_ms") 
 
 TEST_CASE("block times out with 'lock busy, try again later' and the conflict code") {
     RedisServer server;
-    REQUIRE(dlock_on(server, {"acquire", "job", "--ttl", "1m"}).exit_code == 0);
-    const auto result = dlock_on(server, {"block", "job", "--wait", "200ms"});
+    REQUIRE(run_dlock_at(server.url(), {"acquire", "job", "--ttl", "1m"}).exit_code == 0);
+    const auto result = run_dlock_at(server.url(), {"block", "job", "--wait", "200ms"});
     CHECK(result.exit_code == 75);
     CHECK(result.err.find("lock busy, try again later") != std::string::npos);
 }
 
 TEST_CASE("block returns as soon as another process releases the lock") {
     RedisServer server;
-    const std::string token = first_line(dlock_on(server, {"acquire", "job", "--ttl", "1m"}).out);
+    const std::string token =
+        first_line(run_dlock_at(server.url(), {"acquire", "job", "--ttl", "1m"}).out);
     Child waiter(
         dlock::test::dlock_argv({"--redis", server.url(), "block", "job", "--wait", "30s"}));
     // The waiter is waiting once Redis holds it blocked on the lock's wake list.
-    while (server.blocked_clients() != 1)
-        REQUIRE_FALSE(waiter.wait_for(std::chrono::milliseconds(1)));
-    REQUIRE(dlock_on(server, {"release", "job", "--owner", token}).exit_code == 0);
+    REQUIRE(server.wait_for_blocked_clients(1, std::chrono::seconds(20)));
+    REQUIRE(run_dlock_at(server.url(), {"release", "job", "--owner", token}).exit_code == 0);
     REQUIRE(waiter.wait_for(std::chrono::seconds(10)));
     const auto result = waiter.wait();
     CHECK(result.exit_code == 0);
@@ -97,29 +89,32 @@ TEST_CASE("block returns as soon as another process releases the lock") {
 
 TEST_CASE("release needs the owner's token, also from DLOCK_OWNER") {
     RedisServer server;
-    const std::string token = first_line(dlock_on(server, {"acquire", "job"}).out);
-    const auto foreign = dlock_on(server, {"release", "job", "--owner", std::string(32, 'a')});
+    const std::string token = first_line(run_dlock_at(server.url(), {"acquire", "job"}).out);
+    const auto foreign =
+        run_dlock_at(server.url(), {"release", "job", "--owner", std::string(32, 'a')});
     CHECK(foreign.exit_code == 1);
     CHECK(foreign.err.find("held by another owner") != std::string::npos);
     CHECK(server.command({"GET", "dlock:{job}"}) == token);
 
-    const auto released = dlock_on(server, {"release", "job"}, {"DLOCK_OWNER=" + token});
+    const auto released = run_dlock_at(server.url(), {"release", "job"}, {"DLOCK_OWNER=" + token});
     CHECK(released.exit_code == 0);
     CHECK(server.command({"EXISTS", "dlock:{job}"}) == "0");
 
-    const auto again = dlock_on(server, {"release", "job", "--owner", token});
+    const auto again = run_dlock_at(server.url(), {"release", "job", "--owner", token});
     CHECK(again.exit_code == 1);
     CHECK(again.err.find("not held") != std::string::npos);
 }
 
 TEST_CASE("extend resets the TTL for the owner and refuses anyone else") {
     RedisServer server;
-    const std::string token = first_line(dlock_on(server, {"acquire", "job", "--ttl", "5s"}).out);
-    CHECK(dlock_on(server, {"extend", "job", "--owner", std::string(32, 'b'), "--ttl", "1h"})
+    const std::string token =
+        first_line(run_dlock_at(server.url(), {"acquire", "job", "--ttl", "5s"}).out);
+    CHECK(run_dlock_at(server.url(),
+                       {"extend", "job", "--owner", std::string(32, 'b'), "--ttl", "1h"})
               .exit_code == 1);
     CHECK(std::stoll(server.command({"PTTL", "dlock:{job}"})) <= 5000);
     const auto extended =
-        dlock_on(server, {"extend", "job", "--owner", token, "--ttl", "1h", "--json"});
+        run_dlock_at(server.url(), {"extend", "job", "--owner", token, "--ttl", "1h", "--json"});
     CHECK(extended.exit_code == 0);
     CHECK(json::parse(extended.out)["status"] == "extended");
     CHECK(std::stoll(server.command({"PTTL", "dlock:{job}"})) > 3'500'000);
@@ -127,27 +122,27 @@ TEST_CASE("extend resets the TTL for the owner and refuses anyone else") {
 
 TEST_CASE("force-release says what it removed, or that nothing was held, and exits 0") {
     RedisServer server;
-    const std::string token = first_line(dlock_on(server, {"acquire", "job"}).out);
-    const auto removed = dlock_on(server, {"force-release", "job"});
+    const std::string token = first_line(run_dlock_at(server.url(), {"acquire", "job"}).out);
+    const auto removed = run_dlock_at(server.url(), {"force-release", "job"});
     CHECK(removed.exit_code == 0);
     CHECK(removed.out.find(token) != std::string::npos);
-    const auto nothing = dlock_on(server, {"force-release", "job", "--json"});
+    const auto nothing = run_dlock_at(server.url(), {"force-release", "job", "--json"});
     CHECK(nothing.exit_code == 0);
     CHECK(json::parse(nothing.out)["status"] == "free");
 }
 
 TEST_CASE("status exits 0 while held and 1 when free, showing holder, TTL and fence") {
     RedisServer server;
-    CHECK(dlock_on(server, {"status", "job"}).exit_code == 1);
-    const json lease = json::parse(dlock_on(server, {"acquire", "job", "--json"}).out);
-    const auto held = dlock_on(server, {"status", "job", "--json"});
+    CHECK(run_dlock_at(server.url(), {"status", "job"}).exit_code == 1);
+    const json lease = json::parse(run_dlock_at(server.url(), {"acquire", "job", "--json"}).out);
+    const auto held = run_dlock_at(server.url(), {"status", "job", "--json"});
     CHECK(held.exit_code == 0);
     const json state = json::parse(held.out);
     CHECK(state["status"] == "held");
     CHECK(state["holder"] == lease["token"]);
     CHECK(state["fence"] == lease["fence"]);
     CHECK(state["ttl_ms"].get<int>() > 0);
-    const auto text = dlock_on(server, {"status", "job"});
+    const auto text = run_dlock_at(server.url(), {"status", "job"});
     CHECK(text.out.find(lease["token"].get<std::string>()) != std::string::npos);
 }
 
@@ -178,7 +173,7 @@ TEST_CASE("usage errors exit 64 with one line on stderr and never touch Redis") 
     };
     for (const auto& args : cases) {
         CAPTURE(args);
-        const auto result = dlock_on(server, args);
+        const auto result = run_dlock_at(server.url(), args);
         CHECK(result.exit_code == 64);
         CHECK(line_count(result.err) == 1);
         CHECK(result.err.rfind("dlock: ", 0) == 0);
@@ -188,7 +183,7 @@ TEST_CASE("usage errors exit 64 with one line on stderr and never touch Redis") 
 
 TEST_CASE("with --json a usage error is a JSON object too") {
     RedisServer server;
-    const auto result = dlock_on(server, {"acquire", "job", "--ttl", "zero", "--json"});
+    const auto result = run_dlock_at(server.url(), {"acquire", "job", "--ttl", "zero", "--json"});
     CHECK(result.exit_code == 64);
     const json error = json::parse(result.out);
     CHECK(error["code"] == 64);
@@ -208,9 +203,10 @@ TEST_CASE("an unreachable Redis exits 69 with one clear line") {
 
 TEST_CASE("the password can come from DLOCK_REDIS_PASSWORD and never shows in errors") {
     RedisServer server({{"--requirepass", "hunter2-secret"}});
-    CHECK(dlock_on(server, {"acquire", "job"}, {"DLOCK_REDIS_PASSWORD=hunter2-secret"}).exit_code ==
-          0);
-    const auto wrong = dlock_on(server, {"acquire", "job"}, {"DLOCK_REDIS_PASSWORD=nope-nope"});
+    CHECK(run_dlock_at(server.url(), {"acquire", "job"}, {"DLOCK_REDIS_PASSWORD=hunter2-secret"})
+              .exit_code == 0);
+    const auto wrong =
+        run_dlock_at(server.url(), {"acquire", "job"}, {"DLOCK_REDIS_PASSWORD=nope-nope"});
     CHECK(wrong.exit_code == 69);
     CHECK(wrong.err.find("nope-nope") == std::string::npos);
     const auto in_url = run_dlock(

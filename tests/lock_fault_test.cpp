@@ -13,31 +13,14 @@
 
 using namespace std::chrono_literals;
 using dlock::test::Child;
+using dlock::test::line_count;
 using dlock::test::ProcessResult;
 using dlock::test::RedisServer;
-using dlock::test::run_dlock;
+using dlock::test::run_dlock_at;
 using nlohmann::json;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
-
-ProcessResult dlock_at(const std::string& url, std::vector<std::string> args) {
-    args.insert(args.begin(), {"--redis", url});
-    return run_dlock(args);
-}
-
-int line_count(const std::string& text) {
-    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
-}
-
-// Waiters are inside block() once Redis holds them blocked on the lock's wake list.
-void wait_for_waiters(const RedisServer& server, int count) {
-    const auto deadline = clock_type::now() + 20s;
-    while (server.blocked_clients() != count) {
-        REQUIRE(clock_type::now() < deadline);
-        std::this_thread::sleep_for(2ms);
-    }
-}
 
 // A TCP server on loopback that is not Redis: it answers every connection with `answer`
 // (or, if empty, reads and never answers) until destroyed.
@@ -89,12 +72,12 @@ private:
 TEST_CASE("waiters get a clear error or the lock when Redis restarts, never two holders") {
     RedisServer server;
     const json first =
-        json::parse(dlock_at(server.url(), {"acquire", "job", "--ttl", "1m", "--json"}).out);
+        json::parse(run_dlock_at(server.url(), {"acquire", "job", "--ttl", "1m", "--json"}).out);
     std::vector<std::unique_ptr<Child>> waiters;
     for (int i = 0; i < 4; ++i)
         waiters.push_back(std::make_unique<Child>(dlock::test::dlock_argv(
             {"--redis", server.url(), "block", "job", "--wait", "20s", "--json"})));
-    wait_for_waiters(server, 4);
+    REQUIRE(server.wait_for_blocked_clients(4, 20s));
     server.restart(); // no persistence: the lock and its fence counter are gone
 
     int holders = 0;
@@ -111,7 +94,7 @@ TEST_CASE("waiters get a clear error or the lock when Redis restarts, never two 
     }
     CHECK(holders <= 1);
     const json after =
-        json::parse(dlock_at(server.url(), {"block", "job", "--json", "--wait", "15s"}).out);
+        json::parse(run_dlock_at(server.url(), {"block", "job", "--json", "--wait", "15s"}).out);
     CHECK(after["fence"].get<std::int64_t>() > first["fence"].get<std::int64_t>());
 }
 
@@ -119,7 +102,7 @@ TEST_CASE("a paused Redis makes dlock time out with 69, not hang") {
     RedisServer server;
     server.command({"CLIENT", "PAUSE", "5000", "ALL"});
     const auto start = clock_type::now();
-    const auto result = dlock_at(server.url(), {"--timeout", "300ms", "acquire", "job"});
+    const auto result = run_dlock_at(server.url(), {"--timeout", "300ms", "acquire", "job"});
     const auto took = clock_type::now() - start;
     CHECK(result.exit_code == 69);
     CHECK(result.err.find("timed out") != std::string::npos);
@@ -128,13 +111,13 @@ TEST_CASE("a paused Redis makes dlock time out with 69, not hang") {
 
 TEST_CASE("a server that is not Redis is refused with 69 and one line") {
     StrangerServer http("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-    const auto result = dlock_at(http.url(), {"acquire", "job"});
+    const auto result = run_dlock_at(http.url(), {"acquire", "job"});
     CHECK(result.exit_code == 69);
     CHECK(line_count(result.err) == 1);
 
     StrangerServer silent("");
     const auto start = clock_type::now();
-    const auto quiet = dlock_at(silent.url(), {"--timeout", "300ms", "status", "job"});
+    const auto quiet = run_dlock_at(silent.url(), {"--timeout", "300ms", "status", "job"});
     CHECK(quiet.exit_code == 69);
     CHECK(quiet.err.find("timed out") != std::string::npos);
     CHECK(clock_type::now() - start < 3s);
@@ -166,24 +149,24 @@ TEST_CASE("an ACL user limited to dlock's keys and commands can run every subcom
     REQUIRE(server.command(readme_acl_setuser("acl-secret")) == "OK");
     const std::string url = "unix://dlock:acl-secret@" + server.url().substr(7);
 
-    const json lease = json::parse(dlock_at(url, {"acquire", "job", "--json"}).out);
+    const json lease = json::parse(run_dlock_at(url, {"acquire", "job", "--json"}).out);
     const std::string token = lease["token"];
-    CHECK(dlock_at(url, {"status", "job"}).exit_code == 0);
-    CHECK(dlock_at(url, {"extend", "job", "--owner", token, "--ttl", "1m"}).exit_code == 0);
-    CHECK(dlock_at(url, {"block", "job", "--wait", "100ms"}).exit_code == 75); // BLPOP
-    CHECK(dlock_at(url, {"release", "job", "--owner", token}).exit_code == 0);
-    CHECK(dlock_at(url, {"acquire", "job"}).exit_code == 0);
-    CHECK(dlock_at(url, {"force-release", "job"}).exit_code == 0);
-    CHECK(dlock_at(url + "?db=3", {"acquire", "in-db-3"}).exit_code == 0); // SELECT
+    CHECK(run_dlock_at(url, {"status", "job"}).exit_code == 0);
+    CHECK(run_dlock_at(url, {"extend", "job", "--owner", token, "--ttl", "1m"}).exit_code == 0);
+    CHECK(run_dlock_at(url, {"block", "job", "--wait", "100ms"}).exit_code == 75); // BLPOP
+    CHECK(run_dlock_at(url, {"release", "job", "--owner", token}).exit_code == 0);
+    CHECK(run_dlock_at(url, {"acquire", "job"}).exit_code == 0);
+    CHECK(run_dlock_at(url, {"force-release", "job"}).exit_code == 0);
+    CHECK(run_dlock_at(url + "?db=3", {"acquire", "in-db-3"}).exit_code == 0); // SELECT
 
     // run: acquire, the extend before the command, renewals (TTL/3), release.
-    const auto ran = dlock_at(url, {"run", "job", "--ttl", "1s", "--", "sleep", "0.7"});
+    const auto ran = run_dlock_at(url, {"run", "job", "--ttl", "1s", "--", "sleep", "0.7"});
     CAPTURE(ran.err);
     CHECK(ran.exit_code == 0);
     CHECK(ran.err.empty());
-    CHECK(dlock_at(url, {"acquire", "job", "--ttl", "1m"}).exit_code == 0);
-    CHECK(dlock_at(url, {"run", "job", "-n", "--", "true"}).exit_code == 75);
-    CHECK(dlock_at(url, {"run", "job", "--wait", "100ms", "--", "true"}).exit_code == 75);
+    CHECK(run_dlock_at(url, {"acquire", "job", "--ttl", "1m"}).exit_code == 0);
+    CHECK(run_dlock_at(url, {"run", "job", "-n", "--", "true"}).exit_code == 75);
+    CHECK(run_dlock_at(url, {"run", "job", "--wait", "100ms", "--", "true"}).exit_code == 75);
 
     // The ledger's locked commands: withdraw (block, then release with PUBLISH) and invoice
     // process (one attempt), also when they find the lock busy.
@@ -191,7 +174,7 @@ TEST_CASE("an ACL user limited to dlock's keys and commands can run every subcom
     const std::string db = dir + "/ledger.db";
     const auto ledger = [&](std::vector<std::string> args) {
         args.insert(args.begin(), {"--db", db});
-        return dlock_at(url, args);
+        return run_dlock_at(url, args);
     };
     CHECK(ledger({"deposit", "--account", "1", "--amount", "50"}).exit_code == 0);
     const auto withdrawn = ledger({"withdraw", "--account", "1", "--amount", "5"});
@@ -200,17 +183,17 @@ TEST_CASE("an ACL user limited to dlock's keys and commands can run every subcom
     CHECK(withdrawn.err.empty());
     CHECK(ledger({"invoice", "create", "--account", "1", "--amount", "5"}).exit_code == 0);
     CHECK(ledger({"invoice", "process", "1"}).out == "paid 40.00\n");
-    CHECK(dlock_at(url, {"acquire", "withdraw_funds_user_1", "--ttl", "1m"}).exit_code == 0);
+    CHECK(run_dlock_at(url, {"acquire", "withdraw_funds_user_1", "--ttl", "1m"}).exit_code == 0);
     CHECK(ledger({"withdraw", "--account", "1", "--amount", "5", "--wait", "100ms"}).exit_code ==
           75);
-    CHECK(dlock_at(url, {"acquire", "invoice_2", "--ttl", "1m"}).exit_code == 0);
+    CHECK(run_dlock_at(url, {"acquire", "invoice_2", "--ttl", "1m"}).exit_code == 0);
     CHECK(ledger({"invoice", "create", "--account", "1", "--amount", "5"}).exit_code == 0);
     CHECK(ledger({"invoice", "process", "2"}).out == "processing\n");
     CHECK(ledger({"balance", "--account", "1"}).out == "40.00\n");
     CHECK(ledger({"verify"}).exit_code == 0);
     dlock::test::remove_tree(dir);
 
-    const auto outside = dlock_at(url, {"--prefix", "other:", "acquire", "job"});
+    const auto outside = run_dlock_at(url, {"--prefix", "other:", "acquire", "job"});
     CHECK(outside.exit_code == 69);
     CHECK(outside.err.find("NOPERM") != std::string::npos);
     CHECK(outside.err.find("acl-secret") == std::string::npos);

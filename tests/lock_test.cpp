@@ -33,17 +33,6 @@ Millis since(clock_type::time_point start) {
     return std::chrono::duration_cast<Millis>(clock_type::now() - start);
 }
 
-// A waiter is inside block() once Redis holds it blocked on the lock's wake list.
-void wait_until_waiting(const RedisServer& server) {
-    const auto deadline = clock_type::now() + 10s;
-    while (clock_type::now() < deadline) {
-        if (server.blocked_clients() == 1)
-            return;
-        std::this_thread::sleep_for(1ms);
-    }
-    FAIL("waiter never blocked");
-}
-
 } // namespace
 
 TEST_CASE("acquire takes a free lock and returns a token, a fence and the TTL") {
@@ -174,7 +163,7 @@ TEST_CASE("force-release wakes a blocked waiter long before the holder's TTL") {
         RedisLock waiter = lock_on(server);
         return waiter.block("job", 10s, 30s);
     });
-    wait_until_waiting(server);
+    REQUIRE(server.wait_for_blocked_clients(1, 10s)); // the waiter is inside block()
     const auto released_at = clock_type::now();
     REQUIRE(holder.force_release("job").holder.has_value());
     const auto result = waiting.get();
@@ -198,7 +187,7 @@ TEST_CASE("release hands the lock to a waiter well under Laravel's 250ms poll") 
                 waiter.release("job", result.lease->token);
             return result.acquired();
         });
-        wait_until_waiting(server);
+        REQUIRE(server.wait_for_blocked_clients(1, 10s)); // the waiter is inside block()
         const auto released_at = clock_type::now();
         REQUIRE(holder.release("job", held.lease->token) == OwnerCheck::done);
         REQUIRE(waiting.get());

@@ -1,5 +1,6 @@
 #include "support/process.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -153,6 +154,16 @@ ProcessResult run_dlock(const std::vector<std::string>& args, const std::vector<
     std::vector<std::string> argv{DLOCK_BINARY};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv, env);
+}
+
+ProcessResult run_dlock_at(const std::string& url, std::vector<std::string> args,
+                           const std::vector<std::string>& env) {
+    args.insert(args.begin(), {"--redis", url});
+    return run_dlock(args, env);
+}
+
+int line_count(const std::string& text) {
+    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
 }
 
 } // namespace dlock::test

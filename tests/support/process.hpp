@@ -47,6 +47,12 @@ ProcessResult run(const std::vector<std::string>& argv, const std::vector<std::s
 std::vector<std::string> dlock_argv(std::initializer_list<std::string> args);
 ProcessResult run_dlock(const std::vector<std::string>& args,
                         const std::vector<std::string>& env = {});
+// The same, against the Redis at `url` (--redis URL before the arguments).
+ProcessResult run_dlock_at(const std::string& url, std::vector<std::string> args,
+                           const std::vector<std::string>& env = {});
+
+// Lines in `text`, counted by their newlines: a one-line message is 1.
+int line_count(const std::string& text);
 
 std::string read_file(const std::string& path);
 std::string make_temp_dir();

@@ -196,4 +196,14 @@ int RedisServer::blocked_clients() const {
     return std::stoi(info.substr(at + field.size()));
 }
 
+bool RedisServer::wait_for_blocked_clients(int count, std::chrono::milliseconds limit) const {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (blocked_clients() != count) {
+        if (std::chrono::steady_clock::now() >= deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
 } // namespace dlock::test

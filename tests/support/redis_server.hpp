@@ -2,6 +2,7 @@
 // Never the machine's own Redis, never port 6379.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -38,6 +39,9 @@ public:
     std::string command(const std::vector<std::string>& args) const;
     // Clients blocked in a command such as BLPOP right now: dlock waiters inside block().
     int blocked_clients() const;
+    // Waits until exactly `count` clients are blocked: that many waiters are inside block().
+    // False if that has not happened within `limit`.
+    bool wait_for_blocked_clients(int count, std::chrono::milliseconds limit) const;
 
 private:
     void wait_until_ready() const;
