@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <memory>
+#include <sched.h>
 #include <string_view>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -258,7 +260,7 @@ std::vector<std::string> candidates(const std::string& file) {
     return out;
 }
 
-// execvp's search, with everything allocated before fork. Returns the errno to report.
+// execvp's search, with everything allocated before the clone. Returns the errno to report.
 int exec_search(std::vector<std::string>& files, char* const argv[], std::vector<char*>& sh_argv,
                 char* const envp[]) {
     bool denied = false;
@@ -304,56 +306,71 @@ std::vector<std::string> environment_with(const std::vector<std::string>& overri
     return out;
 }
 
+namespace {
+
+// Everything the command's child needs, built before the clone: the child only makes system
+// calls, on memory it borrows from dlock until its exec.
+struct ExecPlan {
+    ExecPlan(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+             const SignalRouting& signals, int tty)
+        : files(candidates(argv.at(0))), args(argv), sh_args{"sh", ""}, environment(env),
+          signals(signals), tty(tty), parent(getpid()) {
+        sh_args.insert(sh_args.end(), argv.begin() + 1, argv.end());
+        c_args = pointers(args);
+        c_sh_args = pointers(sh_args);
+        c_env = pointers(environment);
+    }
+    std::vector<std::string> files;
+    std::vector<std::string> args;
+    std::vector<std::string> sh_args;
+    std::vector<std::string> environment;
+    std::vector<char*> c_args;
+    std::vector<char*> c_sh_args;
+    std::vector<char*> c_env;
+    const SignalRouting& signals;
+    int tty;
+    pid_t parent;
+    int exec_error = 0; // written by the child when no exec succeeded
+};
+
+// The child's whole life until exec.
+int exec_command(void* arg) {
+    ExecPlan& plan = *static_cast<ExecPlan*>(arg);
+    setpgid(0, 0);
+    // SIGTTOU is still blocked here, so a child of a background group may do this too.
+    if (plan.tty >= 0)
+        tcsetpgrp(plan.tty, getpid());
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != plan.parent) // dlock died before PR_SET_PDEATHSIG took hold
+        _exit(128 + SIGKILL);
+    plan.signals.restore_for_exec();
+    plan.exec_error =
+        exec_search(plan.files, plan.c_args.data(), plan.c_sh_args, plan.c_env.data());
+    _exit(127);
+}
+
+// Room for exec_command's frames and execve's arguments on the way in.
+constexpr std::size_t child_stack_bytes = 64 * 1024;
+
+} // namespace
+
 Spawned spawn_command(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                       const SignalRouting& signals, int tty) {
-    // Everything the child needs is built here: after fork it only makes system calls.
-    std::vector<std::string> files = candidates(argv.at(0));
-    std::vector<std::string> args = argv;
-    std::vector<char*> c_args = pointers(args);
-    std::vector<std::string> sh_args{"sh", ""};
-    sh_args.insert(sh_args.end(), argv.begin() + 1, argv.end());
-    std::vector<char*> c_sh_args = pointers(sh_args);
-    std::vector<std::string> environment = env;
-    std::vector<char*> c_env = pointers(environment);
-    const pid_t parent = getpid();
-
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0)
-        fail("pipe2");
-    const pid_t pid = fork();
-    if (pid < 0) {
-        close(report[0]);
-        close(report[1]);
-        fail("fork");
-    }
-    if (pid == 0) {
-        setpgid(0, 0);
-        // SIGTTOU is still blocked here, so a child of a background group may do this too.
-        if (tty >= 0)
-            tcsetpgrp(tty, getpid());
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) // dlock died before PR_SET_PDEATHSIG took hold
-            _exit(128 + SIGKILL);
-        signals.restore_for_exec();
-        int error = exec_search(files, c_args.data(), c_sh_args, c_env.data());
-        if (write(report[1], &error, sizeof error) != sizeof error) {
-            // Nothing left to tell it with; the exit status says 127.
-        }
-        _exit(127);
-    }
-    close(report[1]);
-    // The child does this too; whoever runs first wins, and kill(-pid) works from now on.
-    setpgid(pid, pid);
-
-    Spawned spawned{pid, 0};
-    int error = 0;
-    ssize_t n = 0;
-    do {
-        n = read(report[0], &error, sizeof error);
-    } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == static_cast<ssize_t>(sizeof error)) {
-        spawned.exec_error = error;
+    ExecPlan plan(argv, env, signals, tty);
+    // The child shares dlock's memory (CLONE_VM) and dlock sleeps until the child's exec or
+    // exit (CLONE_VFORK), as posix_spawn does: no page tables are copied, which made fork the
+    // slowest step between taking the lock and starting the command. dlock installs no signal
+    // handlers (only SIG_IGN and SIG_DFL), so no handler can run on the borrowed memory, and
+    // the child's stack is its own, so dlock's frames stay intact.
+    const std::unique_ptr<char[]> stack(new char[child_stack_bytes]);
+    const pid_t pid = clone(exec_command, stack.get() + child_stack_bytes,
+                            CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+    if (pid < 0)
+        fail("clone");
+    // We resume after the child's exec (or its exit): its own setpgid has run, and kill(-pid)
+    // reaches its group from now on.
+    Spawned spawned{pid, plan.exec_error};
+    if (spawned.exec_error != 0) {
         int status = 0;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
         }

@@ -97,10 +97,10 @@ struct Spawned {
     int exec_error = 0; // errno of the failed exec; then the child is already reaped
 };
 
-// Forks and execs argv (PATH search and the /bin/sh fallback of execvp) with environment
-// `env`, in a new process group that takes the terminal if `tty` >= 0, with PR_SET_PDEATHSIG
-// SIGKILL and the signal state dlock had before `signals`. An exec failure comes back through
-// a close-on-exec pipe as `exec_error`.
+// Starts argv (PATH search and the /bin/sh fallback of execvp) with environment `env`, in a
+// new process group that takes the terminal if `tty` >= 0, with PR_SET_PDEATHSIG SIGKILL and
+// the signal state dlock had before `signals`. Returns once the exec succeeded or failed; a
+// failure comes back as `exec_error`.
 Spawned spawn_command(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                       const SignalRouting& signals, int tty);
 

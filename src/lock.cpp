@@ -223,8 +223,10 @@ struct AcquireCommand {
     std::vector<std::string_view> args;
 };
 
-AcquireResult acquire_result(const redis::ReplyView answer, const std::string& token, Millis ttl) {
+AcquireResult acquire_result(const redis::ReplyView answer, const std::string& token, Millis ttl,
+                             std::chrono::steady_clock::time_point sent) {
     AcquireResult result;
+    result.sent = sent;
     if (answer[0].integer() == 1)
         result.lease = Lease{token, answer[1].integer(), ttl};
     else
@@ -237,7 +239,8 @@ AcquireResult acquire_result(const redis::ReplyView answer, const std::string& t
 AcquireResult RedisLock::try_acquire_with_token(const LockKeys& keys, const std::string& token,
                                                 Millis ttl) {
     const AcquireCommand acquire(keys, token, ttl);
-    return acquire_result(connection_.command(acquire.args).view(), token, ttl);
+    const auto sent = std::chrono::steady_clock::now();
+    return acquire_result(connection_.command(acquire.args).view(), token, ttl, sent);
 }
 
 AcquireResult RedisLock::try_acquire(std::string_view key, Millis ttl) {
@@ -257,7 +260,8 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait) {
     const std::string token = new_owner_token();
     const AcquireCommand acquire(keys, token, ttl);
 
-    AcquireResult result = acquire_result(connection_.command(acquire.args).view(), token, ttl);
+    AcquireResult result =
+        acquire_result(connection_.command(acquire.args).view(), token, ttl, start);
     if (result.acquired() || wait.count() <= 0)
         return result;
 
@@ -273,13 +277,14 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait) {
             sleep = Millis{0};
         else if (result.holder_ttl.count() >= 0)
             sleep = std::min(sleep, std::max(result.holder_ttl, Millis{1}));
+        const auto sent = clock::now();
         if (sleep.count() == 0) {
-            result = acquire_result(connection_.command(acquire.args).view(), token, ttl);
+            result = acquire_result(connection_.command(acquire.args).view(), token, ttl, sent);
         } else {
             const std::string seconds = blpop_timeout(sleep);
             const std::vector<redis::Reply> replies =
                 connection_.pipeline({{"BLPOP", keys.wake, seconds}, acquire.args}, sleep);
-            result = acquire_result(replies[1].view(), token, ttl);
+            result = acquire_result(replies[1].view(), token, ttl, sent);
         }
         if (result.acquired())
             return result;

@@ -311,6 +311,9 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
     validate(spec);
     RunResult result;
 
+    // Forked before the lock is taken, while nobody waits on us: the fork costs about as
+    // much as the rest of the hand-off to the command.
+    detail::Guardian guardian;
     std::optional<HeldLock> held;
     std::optional<LeaseKeeper> keeper;
     {
@@ -326,24 +329,28 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
         }
         result.lease = *acquired.lease;
         held.emplace(hooks, spec.key, *acquired.lease);
-        // block() may have taken the lock at any moment of its wait: one extend, timed from
-        // when it was sent, gives the lease a start dlock knows.
-        const TimePoint sent = Clock::now();
-        if (service->extend(spec.key, acquired.lease->token, spec.ttl) != OwnerCheck::done) {
-            hooks.notice("lock " + quoted(spec.key) +
-                         " was lost before the command could start; it did not run");
-            result.outcome = RunOutcome::lost;
-            result.detail = "lost before the command started";
-            return result;
+        // The lease counts from some moment after the winning attempt was sent. Sent recently,
+        // the command starts at once. Sent so long ago that a renewal is due (block waited
+        // inside Redis, or dlock was stopped), the lease may be nearly over: one extend first
+        // gives it a start dlock knows.
+        keeper.emplace(spec.ttl, acquired.sent);
+        const TimePoint now = Clock::now();
+        if (now >= keeper->next_attempt()) {
+            if (service->extend(spec.key, acquired.lease->token, spec.ttl) != OwnerCheck::done) {
+                hooks.notice("lock " + quoted(spec.key) +
+                             " was lost before the command could start; it did not run");
+                result.outcome = RunOutcome::lost;
+                result.detail = "lost before the command started";
+                return result;
+            }
+            keeper->renewed(now);
         }
-        keeper.emplace(spec.ttl, sent);
     }
 
     const Lease& lease = held->lease();
     {
         detail::SignalRouting signals;
         detail::Terminal terminal;
-        detail::Guardian guardian;
         const std::vector<std::string> env =
             detail::environment_with({"DLOCK_KEY=" + spec.key, "DLOCK_OWNER=" + lease.token,
                                       "DLOCK_FENCE=" + std::to_string(lease.fence)});

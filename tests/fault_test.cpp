@@ -30,16 +30,13 @@
 
 using namespace std::chrono_literals;
 using dlock::test::Child;
+using dlock::test::line_count;
 using dlock::test::ProcessResult;
 using dlock::test::RedisServer;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-int line_count(const std::string& text) {
-    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
-}
 
 bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
@@ -124,10 +121,7 @@ struct Fleet {
         CHECK(verify.exit_code == 0);
         CHECK(dlock::test::integrity_check(db) == "ok");
     }
-    // Waiters are inside block() once Redis holds them blocked on the lock's wake list.
-    void wait_for_waiters(int count) const {
-        REQUIRE(eventually([&] { return server.blocked_clients() == count; }, 20s));
-    }
+    void wait_for_waiters(int count) const { REQUIRE(server.wait_for_blocked_clients(count, 20s)); }
 };
 
 ProcessResult finish(Child& child, std::chrono::milliseconds limit) {
@@ -454,6 +448,36 @@ TEST_CASE("a Redis that pauses while run holds the lock stops the command by the
     CHECK(seconds_since(paused) < 2.0 + 1.5); // the lease end, though --timeout is 10s
     const ProcessResult result = finish(*job, 20s);
     CHECK(result.exit_code == 79);
+}
+
+TEST_CASE("a run handed the lock while stopped, and continued after its lease ran out, does not "
+          "start its command") {
+    Fleet fleet;
+    const std::string holder = fleet.dlock({"acquire", "job", "--ttl", "1m"}).out;
+    REQUIRE(line_count(holder) == 1);
+    const std::string ran = fleet.dir + "/ran";
+    auto waiter = fleet.start({"run", "job", "--ttl", "1s", "--wait", "1m", "--", "touch", ran});
+    fleet.wait_for_waiters(1);
+    // Frozen inside its wait. Redis still hands it the lock (the attempt queued behind the
+    // wait runs in Redis); its 1s lease then runs out unrenewed, and another server takes over.
+    waiter->signal(SIGSTOP);
+    REQUIRE(eventually([&] { return process_state(waiter->pid()) == 'T'; }, 20s));
+    REQUIRE(fleet.dlock({"release", "job", "--owner", holder.substr(0, 32)}).exit_code == 0);
+    REQUIRE(eventually(
+        [&] {
+            const std::string owner = fleet.server.command({"GET", "dlock:{job}"});
+            return owner.size() == 32 && owner != holder.substr(0, 32);
+        },
+        5s));
+    REQUIRE(eventually([&] { return fleet.dlock({"acquire", "job"}).exit_code == 0; }, 20s));
+
+    waiter->signal(SIGCONT);
+    const ProcessResult late = finish(*waiter, 20s);
+    CAPTURE(late.err);
+    CHECK(late.exit_code == 79);
+    CHECK(line_count(late.err) == 1);
+    CHECK(contains(late.err, "was lost before the command could start"));
+    CHECK(access(ran.c_str(), F_OK) != 0);
 }
 
 TEST_CASE("soak: 8 processes of locked withdrawals and deposits on 3 accounts lose no update") {

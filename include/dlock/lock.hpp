@@ -10,6 +10,7 @@
 #include "dlock/duration.hpp"
 #include "dlock/redis.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -53,6 +54,9 @@ struct Lease {
 struct AcquireResult {
     std::optional<Lease> lease; // set when acquired
     Millis holder_ttl{0};       // when busy: the current holder's remaining time
+    // When the attempt that gave this answer was sent. A lease taken by it counts its TTL from
+    // some later moment, so `sent + ttl` never overstates it.
+    std::chrono::steady_clock::time_point sent{};
     bool acquired() const { return lease.has_value(); }
 };
 
