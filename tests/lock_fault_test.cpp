@@ -159,7 +159,7 @@ TEST_CASE("an ACL user limited to dlock's keys and commands can run every subcom
     CHECK(run_dlock_at(url, {"force-release", "job"}).exit_code == 0);
     CHECK(run_dlock_at(url + "?db=3", {"acquire", "in-db-3"}).exit_code == 0); // SELECT
 
-    // run: acquire, the extend before the command, renewals (TTL/3), release.
+    // run: acquire, renewals (extend, every TTL/3), release.
     const auto ran = run_dlock_at(url, {"run", "job", "--ttl", "1s", "--", "sleep", "0.7"});
     CAPTURE(ran.err);
     CHECK(ran.exit_code == 0);
