@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
-#include <memory>
 #include <sched.h>
 #include <string_view>
 #include <sys/prctl.h>
@@ -360,11 +359,12 @@ Spawned spawn_command(const std::vector<std::string>& argv, const std::vector<st
     // The child shares dlock's memory (CLONE_VM) and dlock sleeps until the child's exec or
     // exit (CLONE_VFORK), as posix_spawn does: no page tables are copied, which made fork the
     // slowest step between taking the lock and starting the command. dlock installs no signal
-    // handlers (only SIG_IGN and SIG_DFL), so no handler can run on the borrowed memory, and
-    // the child's stack is its own, so dlock's frames stay intact.
-    const std::unique_ptr<char[]> stack(new char[child_stack_bytes]);
-    const pid_t pid = clone(exec_command, stack.get() + child_stack_bytes,
-                            CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+    // handlers (only SIG_IGN and SIG_DFL), so no handler can run on the borrowed memory. The
+    // child's stack is this array: no live frame of dlock's lies in it, and it is inside the
+    // thread's stack, where tools such as AddressSanitizer expect a stack to be.
+    alignas(16) char stack[child_stack_bytes];
+    const pid_t pid =
+        clone(exec_command, stack + child_stack_bytes, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
     if (pid < 0)
         fail("clone");
     // We resume after the child's exec (or its exit): its own setpgid has run, and kill(-pid)
