@@ -14,8 +14,8 @@
 // Prints one line of key=value pairs (times in microseconds) for scripts/bench. Not a test:
 // it asserts nothing about speed. Not installed.
 #include "dlock/error.hpp"
-#include "dlock/lock.hpp"
 #include "dlock/redis.hpp"
+#include "dlock/redis_lock.hpp"
 
 #include <algorithm>
 #include <atomic>

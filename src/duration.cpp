@@ -80,6 +80,17 @@ Millis parse_positive_duration(std::string_view text) {
     return duration;
 }
 
+Millis parse_wait(std::string_view text) {
+    if (text == "inf" || text == "forever")
+        return wait_forever;
+    return parse_duration(text);
+}
+
+std::string duration_text(Millis duration) {
+    return duration.count() % 1000 == 0 ? std::to_string(duration.count() / 1000) + "s"
+                                        : std::to_string(duration.count()) + "ms";
+}
+
 std::string format_duration(Millis duration) {
     const std::int64_t ms = duration.count();
     if (ms < 1000)

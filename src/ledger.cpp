@@ -18,8 +18,6 @@ std::string_view to_string(LedgerStatus status) {
         return "stale_fence";
     case LedgerStatus::busy:
         return "busy";
-    case LedgerStatus::processing:
-        return "processing";
     case LedgerStatus::paid:
         return "paid";
     case LedgerStatus::unknown_account:

@@ -2,6 +2,7 @@
 
 #include "child_process.hpp"
 #include "dlock/lease_keeper.hpp"
+#include "dlock/scoped_lease.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -32,43 +33,6 @@ int status_code(int wait_status) {
         return 128 + WTERMSIG(wait_status);
     return WEXITSTATUS(wait_status);
 }
-
-// Holds the lock from acquisition on, and releases it (owner-checked) exactly once.
-class HeldLock {
-public:
-    HeldLock(const RunHooks& hooks, std::string key, Lease lease)
-        : hooks_(hooks), key_(std::move(key)), lease_(std::move(lease)) {}
-    ~HeldLock() {
-        try {
-            release();
-        } catch (...) { // best effort on the way out of an error; the TTL frees it anyway
-        }
-    }
-    HeldLock(const HeldLock&) = delete;
-    HeldLock& operator=(const HeldLock&) = delete;
-
-    const Lease& lease() const { return lease_; }
-
-    // Releases if not done yet. nullopt when Redis could not be asked.
-    std::optional<OwnerCheck> release() {
-        if (released_)
-            return OwnerCheck::done;
-        released_ = true;
-        try {
-            return hooks_.connect(hooks_.timeout)->release(key_, lease_.token);
-        } catch (const std::exception& e) {
-            hooks_.notice("could not release lock " + quoted(key_) + " (" + e.what() +
-                          "); it frees itself within " + format_duration(lease_.ttl));
-            return std::nullopt;
-        }
-    }
-
-private:
-    const RunHooks& hooks_;
-    std::string key_;
-    Lease lease_;
-    bool released_ = false;
-};
 
 // The command's process while dlock supervises it: if supervision ends by an exception, the
 // group is killed and the command reaped before the lock is released.
@@ -314,7 +278,9 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
     // Forked before the lock is taken, while nobody waits on us: the fork costs about as
     // much as the rest of the hand-off to the command.
     detail::Guardian guardian;
-    std::optional<HeldLock> held;
+    // The release goes out on a fresh connection: none stays open while the command runs.
+    std::unique_ptr<LockService> releasing;
+    std::optional<ScopedLease> held;
     std::optional<LeaseKeeper> keeper;
     {
         // This connection is closed before the fork, so the command cannot inherit it.
@@ -328,7 +294,12 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
             return result;
         }
         result.lease = *acquired.lease;
-        held.emplace(hooks, spec.key, *acquired.lease);
+        held.emplace(
+            [&hooks, &releasing]() -> LockService& {
+                releasing = hooks.connect(hooks.timeout);
+                return *releasing;
+            },
+            spec.key, *acquired.lease, hooks.notice);
         // The lease counts from some moment after the winning attempt was sent. Sent recently,
         // the command starts at once. Sent so long ago that a renewal is due (block waited
         // inside Redis, or dlock was stopped), the lease may be nearly over: one extend first
@@ -341,6 +312,7 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
                              " was lost before the command could start; it did not run");
                 result.outcome = RunOutcome::lost;
                 result.detail = "lost before the command started";
+                held->release(); // said already: whatever it answers
                 return result;
             }
             keeper->renewed(now);

@@ -5,8 +5,9 @@
 // lock (which in WAL mode fails with SQLITE_BUSY without waiting). A request that still finds
 // the ledger locked after SQLite's own busy timeout is retried whole, after a short random
 // pause, until the retry deadline; then it answers LedgerStatus::busy.
+#include "dlock/sqlite_ledger.hpp"
+
 #include "dlock/error.hpp"
-#include "dlock/ledger.hpp"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -95,7 +96,7 @@ using SQLite::TransactionBehavior;
 
 // The schema, one migration per version: a database's PRAGMA user_version counts the migrations
 // applied to it. Append only; a released migration never changes.
-constexpr std::array<const char*, 1> migrations{
+constexpr std::array<const char*, 2> migrations{
     R"sql(
 CREATE TABLE accounts (
     id      INTEGER PRIMARY KEY CHECK (id > 0),
@@ -129,6 +130,14 @@ CREATE TABLE fences (
     resource TEXT PRIMARY KEY,
     token    INTEGER NOT NULL
 ) STRICT;
+)sql",
+    // Fence rows are keyed by the lock's full Redis name, prefix included, so two --prefix
+    // namespaces sharing one ledger never share fences. Rows written before were keyed by the
+    // bare lock key; they were taken under the default prefix "dlock:", whose full name percent-
+    // encodes '%', '{' and '}' inside the hash tag (redis_lock.cpp, lock_keys).
+    R"sql(
+UPDATE fences SET resource = 'dlock:{' ||
+    replace(replace(replace(resource, '%', '%25'), '{', '%7B'), '}', '%7D') || '}';
 )sql",
 };
 constexpr int schema_version = static_cast<int>(migrations.size());
@@ -351,18 +360,20 @@ BalanceResult move_money(SQLite::Database& db, EntryKind kind, AccountId account
     append_journal(db, {account, kind, signed_amount, *balance, options.idempotency_key,
                         token_of(options.fence), std::nullopt});
     record_fence(db, options.fence);
-    std::this_thread::sleep_for(options.hold);
+    if (options.before_commit)
+        options.before_commit();
     tx.commit();
     return {LedgerStatus::ok, account, balance};
 }
 
-// The write half of withdraw_unsafe: stores a balance computed earlier, whatever happened since.
+// Stores a balance the caller computed earlier, whatever happened since.
 BalanceResult overwrite_balance(SQLite::Database& db, AccountId account, Cents amount,
                                 Cents written) {
     SQLite::Transaction tx(db, TransactionBehavior::IMMEDIATE);
     SQLite::Statement update(db, "UPDATE accounts SET balance = ? WHERE id = ?");
     SQLite::bind(update, written, account);
-    update.exec();
+    if (update.exec() == 0)
+        return {LedgerStatus::unknown_account, account, std::nullopt};
     append_journal(db, {account, EntryKind::withdraw, -amount, written, std::nullopt, std::nullopt,
                         std::nullopt});
     tx.commit();
@@ -421,8 +432,8 @@ InvoiceResult open_invoice(SQLite::Database& db, AccountId account, Cents amount
 }
 
 // process_invoice: the checks in the documented precedence, then the charge, in one transaction.
-InvoiceResult charge_invoice(SQLite::Database& db, InvoiceId id,
-                             const std::optional<Fence>& fence) {
+InvoiceResult charge_invoice(SQLite::Database& db, InvoiceId id, const WriteOptions& options) {
+    const std::optional<Fence>& fence = options.fence;
     SQLite::Transaction tx(db, TransactionBehavior::IMMEDIATE);
     std::optional<Invoice> invoice = find_invoice(db, id);
     if (!invoice)
@@ -441,6 +452,8 @@ InvoiceResult charge_invoice(SQLite::Database& db, InvoiceId id,
     SQLite::bind(mark, now_ms(), id);
     mark.exec();
     record_fence(db, fence);
+    if (options.before_commit)
+        options.before_commit();
     tx.commit();
     invoice->paid = true;
     return {LedgerStatus::ok, invoice, balance};
@@ -488,24 +501,13 @@ BalanceResult SqliteLedger::withdraw(AccountId account, Cents amount, const Writ
         .value_or(busy_balance(account));
 }
 
-BalanceResult SqliteLedger::withdraw_unsafe(AccountId account, Cents amount, Millis hold) {
+BalanceResult SqliteLedger::store_withdrawal(AccountId account, Cents amount, Cents new_balance) {
     require_positive(amount);
-    const auto read = retry_while_busy(
-        *connection_, [&](SQLite::Database& db) { return stored_balance(db, account); });
-    if (!read)
-        return busy_balance(account);
-    const std::optional<Cents> seen = *read;
-    if (!seen)
-        return {LedgerStatus::unknown_account, account, std::nullopt};
-    if (*seen < amount)
-        return {LedgerStatus::insufficient_funds, account, seen};
-
-    std::this_thread::sleep_for(hold);
-    // The bug, on purpose: other writers may have changed the balance since it was read.
-    const Cents written = *seen - amount;
+    if (new_balance < 0)
+        throw UsageError("a balance cannot be negative, not " + format_amount(new_balance));
     return retry_while_busy(*connection_,
                             [&](SQLite::Database& db) {
-                                return overwrite_balance(db, account, amount, written);
+                                return overwrite_balance(db, account, amount, new_balance);
                             })
         .value_or(busy_balance(account));
 }
@@ -536,10 +538,10 @@ InvoiceResult SqliteLedger::create_invoice(AccountId account, Cents amount) {
         .value_or(busy_invoice());
 }
 
-InvoiceResult SqliteLedger::process_invoice(InvoiceId invoice, const std::optional<Fence>& fence) {
+InvoiceResult SqliteLedger::process_invoice(InvoiceId invoice, const WriteOptions& options) {
     return retry_while_busy(
                *connection_,
-               [&](SQLite::Database& db) { return charge_invoice(db, invoice, fence); })
+               [&](SQLite::Database& db) { return charge_invoice(db, invoice, options); })
         .value_or(busy_invoice());
 }
 

@@ -304,7 +304,7 @@ TEST_CASE("writers killed at staggered moments, without --hold, leave whole writ
     CHECK(fleet.balance_cents(4) == 10000 - written * 100);
     CHECK(dlock::test::query_int(fleet.db,
                                  "SELECT COALESCE(MAX(token), 0) FROM fences WHERE resource = "
-                                 "'staggered'") ==
+                                 "'dlock:{staggered}'") == // the lock's full name
           dlock::test::query_int(fleet.db, "SELECT COALESCE(MAX(fence_token), 0) FROM journal "
                                            "WHERE account = 4"));
     fleet.check_sound();

@@ -1,5 +1,7 @@
+#include "dlock/backends.hpp"
 #include "dlock/error.hpp"
-#include "dlock/ledger.hpp"
+#include "dlock/race_demo.hpp"
+#include "dlock/sqlite_ledger.hpp"
 #include "support/ledger_file.hpp"
 #include "support/process.hpp"
 
@@ -110,7 +112,25 @@ std::vector<int> run_in_children(int count, Work work) {
     return codes;
 }
 
+// A ledger backend for the contract suite: a private, empty store; open() gives a client of it
+// (in a child process too), and the rest looks at the store behind the ledger's back.
+struct SqliteFile {
+    TempLedger temp;
+    std::unique_ptr<Ledger> open(SqliteLedgerOptions options = {}) const {
+        return open_ledger(temp.path, {.sqlite = options});
+    }
+    // A client that gives up on a locked store at once and retries: most contention.
+    std::unique_ptr<Ledger> open_contended() const { return open({.busy_timeout = 1ms}); }
+    std::int64_t journal_rows() const { return ::journal_rows(temp.path); }
+    void overwrite_balance(AccountId account, Cents balance) const {
+        tamper(temp.path, "UPDATE accounts SET balance = " + std::to_string(balance) +
+                              " WHERE id = " + std::to_string(account));
+    }
+};
+
 } // namespace
+
+#define ledger_backends SqliteFile
 
 TEST_CASE("every ledger status has its documented word") {
     const std::pair<LedgerStatus, const char*> words[] = {
@@ -120,7 +140,6 @@ TEST_CASE("every ledger status has its documented word") {
         {LedgerStatus::idempotency_conflict, "idempotency_conflict"},
         {LedgerStatus::stale_fence, "stale_fence"},
         {LedgerStatus::busy, "busy"},
-        {LedgerStatus::processing, "processing"},
         {LedgerStatus::paid, "paid"},
         {LedgerStatus::unknown_account, "unknown_account"},
         {LedgerStatus::unknown_invoice, "unknown_invoice"},
@@ -132,7 +151,7 @@ TEST_CASE("every ledger status has its documented word") {
     CHECK(to_string(EntryKind::invoice) == "invoice");
 }
 
-TEST_SUITE("opening") {
+TEST_SUITE("sqlite: opening") {
     TEST_CASE("a new ledger file and its write-ahead log are private to their owner") {
         TempLedger temp;
         const UmaskScope usual_umask(022);
@@ -199,10 +218,87 @@ TEST_SUITE("opening") {
     }
 }
 
-TEST_SUITE("deposits and withdrawals") {
-    TEST_CASE("a deposit opens the account and returns the new balance") {
+TEST_SUITE("sqlite: opening") {
+    TEST_CASE("fence rows of an older ledger are renamed to the lock's full name") {
         TempLedger temp;
-        SqliteLedger ledger(temp.path);
+        {
+            SqliteLedger created(temp.path);
+            created.deposit(alice, 100, fenced("dlock:{withdraw_funds_user_1}", 1));
+        }
+        // Back to schema 1, whose fence rows held the bare lock key.
+        tamper(temp.path, "DELETE FROM fences; INSERT INTO fences VALUES "
+                          "('withdraw_funds_user_1', 7), ('a{b}%', 3); PRAGMA user_version = 1");
+        SqliteLedger upgraded(temp.path);
+        SQLite::Database db(temp.path, SQLite::OPEN_READONLY);
+        CHECK(db.execAndGet("SELECT group_concat(resource || '=' || token, ' ') FROM "
+                            "(SELECT * FROM fences ORDER BY resource)")
+                  .getString() == "dlock:{a%7Bb%7D%25}=3 dlock:{withdraw_funds_user_1}=7");
+        // The renamed row still guards the account: a stale token under the full name is refused.
+        CHECK(upgraded.withdraw(alice, 1, fenced("dlock:{withdraw_funds_user_1}", 6)).status ==
+              LedgerStatus::stale_fence);
+        CHECK(upgraded.withdraw(alice, 1, fenced("dlock:{withdraw_funds_user_1}", 7)).status ==
+              LedgerStatus::ok);
+    }
+
+    TEST_CASE("only plain file paths open as SQLite ledgers") {
+        TempLedger temp;
+        for (const std::string& location : {std::string(), std::string(":memory:"),
+                                            "file:" + temp.path, std::string("ftp://x/y")})
+            CHECK_THROWS_AS(open_ledger(location, {}), UsageError);
+        CHECK(open_ledger(temp.path, {})->deposit(alice, 1, {}).status == LedgerStatus::ok);
+    }
+}
+
+TEST_SUITE("deposits and withdrawals") {
+    TEST_CASE_TEMPLATE("work that fails before the commit leaves no trace of the write", Backend,
+                       ledger_backends) {
+        Backend backend;
+        const auto ledger = backend.open();
+        ledger->deposit(alice, 1000, {});
+        const auto failing = [] {
+            throw std::runtime_error("the caller's work failed");
+        };
+        CHECK_THROWS_AS(
+            ledger->withdraw(
+                alice, 100,
+                {.idempotency_key = "w", .fence = Fence{"r", 5}, .before_commit = failing}),
+            std::runtime_error);
+        CHECK_THROWS_AS(ledger->deposit(alice, 100, {.before_commit = failing}),
+                        std::runtime_error);
+        const InvoiceId invoice = ledger->create_invoice(alice, 300).invoice.value().id;
+        CHECK_THROWS_AS(ledger->process_invoice(invoice, {.before_commit = failing}),
+                        std::runtime_error);
+        CHECK(ledger->balance(alice).balance == 1000);
+        CHECK(backend.journal_rows() == 1);
+        // The fence, the key and the invoice were not used up either.
+        CHECK(
+            ledger->withdraw(alice, 100, {.idempotency_key = "w", .fence = Fence{"r", 1}}).status ==
+            LedgerStatus::ok);
+        CHECK(ledger->process_invoice(invoice, {}).status == LedgerStatus::ok);
+    }
+
+    TEST_CASE_TEMPLATE("a stored withdrawal writes the caller's balance and journals the debit",
+                       Backend, ledger_backends) {
+        Backend backend;
+        const auto ledger = backend.open();
+        CHECK(ledger->store_withdrawal(bob, 10, 0).status == LedgerStatus::unknown_account);
+        ledger->deposit(alice, 1000, {});
+        const BalanceResult stored = ledger->store_withdrawal(alice, 100, 900);
+        CHECK(stored.status == LedgerStatus::ok);
+        CHECK(stored.balance == 900);
+        CHECK(ledger->verify().clean());
+        // Computed from a stale read: the balance says 850, the journal says 800.
+        ledger->store_withdrawal(alice, 100, 850);
+        CHECK(ledger->balance(alice).balance == 850);
+        CHECK(ledger->verify().mismatches.size() == 1);
+        CHECK_THROWS_AS(ledger->store_withdrawal(alice, 100, -1), UsageError);
+    }
+
+    TEST_CASE_TEMPLATE("a deposit opens the account and returns the new balance", Backend,
+                       ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         const BalanceResult first = ledger.deposit(alice, 8000, {});
         CHECK(first.status == LedgerStatus::ok);
         CHECK(first.account == alice);
@@ -211,9 +307,10 @@ TEST_SUITE("deposits and withdrawals") {
         CHECK(ledger.balance(alice).balance == 8050);
     }
 
-    TEST_CASE("a withdrawal the balance covers debits it") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("a withdrawal the balance covers debits it", Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 1000, {});
         const BalanceResult result = ledger.withdraw(alice, 1000, {});
         CHECK(result.status == LedgerStatus::ok);
@@ -221,60 +318,69 @@ TEST_SUITE("deposits and withdrawals") {
         CHECK(ledger.balance(alice).balance == 0);
     }
 
-    TEST_CASE("a withdrawal the balance cannot cover is refused and writes nothing") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("a withdrawal the balance cannot cover is refused and writes nothing",
+                       Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 1000, {});
         const BalanceResult result = ledger.withdraw(alice, 1001, {});
         CHECK(result.status == LedgerStatus::insufficient_funds);
         CHECK(result.balance == 1000);
         CHECK(ledger.balance(alice).balance == 1000);
-        CHECK(journal_rows(temp.path) == 1);
+        CHECK(backend.journal_rows() == 1);
     }
 
-    TEST_CASE("requests for an unknown account report unknown_account and open nothing") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("requests for an unknown account report unknown_account and open nothing",
+                       Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         const BalanceResult read = ledger.balance(bob);
         CHECK(read.status == LedgerStatus::unknown_account);
         CHECK_FALSE(read.balance.has_value());
         CHECK(ledger.history(bob, 10).status == LedgerStatus::unknown_account);
         CHECK(ledger.withdraw(bob, 100, {}).status == LedgerStatus::unknown_account);
-        CHECK(ledger.withdraw_unsafe(bob, 100, 0ms).status == LedgerStatus::unknown_account);
+        CHECK(withdraw_without_lock(ledger, bob, 100, 0ms).status == LedgerStatus::unknown_account);
         CHECK(ledger.create_invoice(bob, 100).status == LedgerStatus::unknown_account);
         // None of them opened the account.
         CHECK(ledger.balance(bob).status == LedgerStatus::unknown_account);
-        CHECK(journal_rows(temp.path) == 0);
+        CHECK(backend.journal_rows() == 0);
     }
 
-    TEST_CASE("amounts that are not positive are usage errors") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("amounts that are not positive are usage errors", Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         CHECK_THROWS_AS(ledger.deposit(alice, 0, {}), UsageError);
         CHECK_THROWS_AS(ledger.deposit(alice, -500, {}), UsageError);
         CHECK_THROWS_AS(ledger.withdraw(alice, -500, {}), UsageError);
-        CHECK_THROWS_AS(ledger.withdraw_unsafe(alice, 0, 0ms), UsageError);
+        CHECK_THROWS_AS(withdraw_without_lock(ledger, alice, 0, 0ms), UsageError);
         CHECK_THROWS_AS(ledger.create_invoice(alice, 0), UsageError);
         CHECK(ledger.balance(alice).status == LedgerStatus::unknown_account);
     }
 
-    TEST_CASE("a deposit that would overflow the balance is refused and writes nothing") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("a deposit that would overflow the balance is refused and writes nothing",
+                       Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, std::numeric_limits<Cents>::max() - 10, {});
         CHECK_THROWS_AS(ledger.deposit(alice, 11, {}), UsageError);
         CHECK(ledger.balance(alice).balance == std::numeric_limits<Cents>::max() - 10);
         CHECK(ledger.deposit(alice, 10, {}).balance == std::numeric_limits<Cents>::max());
     }
 
-    TEST_CASE("the unsafe withdrawal still refuses what the balance it read cannot cover") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("the unsafe withdrawal still refuses what the balance it read cannot cover",
+                       Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 100, {});
-        const BalanceResult refused = ledger.withdraw_unsafe(alice, 101, 0ms);
+        const BalanceResult refused = withdraw_without_lock(ledger, alice, 101, 0ms);
         CHECK(refused.status == LedgerStatus::insufficient_funds);
         CHECK(refused.balance == 100);
-        const BalanceResult done = ledger.withdraw_unsafe(alice, 40, 0ms);
+        const BalanceResult done = withdraw_without_lock(ledger, alice, 40, 0ms);
         CHECK(done.status == LedgerStatus::ok);
         CHECK(done.balance == 60);
         CHECK(ledger.verify().clean());
@@ -282,9 +388,12 @@ TEST_SUITE("deposits and withdrawals") {
 }
 
 TEST_SUITE("idempotency") {
-    TEST_CASE("a repeated deposit with the same key moves no money and answers the first balance") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE(
+        "a repeated deposit with the same key moves no money and answers the first balance",
+        Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         CHECK(ledger.deposit(alice, 100, keyed("d-1")).balance == 100);
         ledger.deposit(alice, 50, {});
         const BalanceResult repeat = ledger.deposit(alice, 100, keyed("d-1"));
@@ -293,21 +402,25 @@ TEST_SUITE("idempotency") {
         CHECK(ledger.balance(alice).balance == 150);
     }
 
-    TEST_CASE("a repeated withdrawal with the same key moves no money") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("a repeated withdrawal with the same key moves no money", Backend,
+                       ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 1000, {});
         CHECK(ledger.withdraw(alice, 300, keyed("w-1")).status == LedgerStatus::ok);
         const BalanceResult repeat = ledger.withdraw(alice, 300, keyed("w-1"));
         CHECK(repeat.status == LedgerStatus::duplicate);
         CHECK(repeat.balance == 700);
         CHECK(ledger.balance(alice).balance == 700);
-        CHECK(journal_rows(temp.path) == 2);
+        CHECK(backend.journal_rows() == 2);
     }
 
-    TEST_CASE("a key reused for a different amount, account or kind is a conflict") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("a key reused for a different amount, account or kind is a conflict",
+                       Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 100, keyed("k"));
         ledger.deposit(bob, 500, {});
         const BalanceResult other_amount = ledger.deposit(alice, 200, keyed("k"));
@@ -319,12 +432,14 @@ TEST_SUITE("idempotency") {
         }
         CHECK(ledger.balance(alice).balance == 100);
         CHECK(ledger.balance(bob).balance == 500);
-        CHECK(journal_rows(temp.path) == 2);
+        CHECK(backend.journal_rows() == 2);
     }
 
-    TEST_CASE("a key refused for insufficient funds stays free for a later attempt") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("a key refused for insufficient funds stays free for a later attempt",
+                       Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 100, {});
         CHECK(ledger.withdraw(alice, 500, keyed("w")).status == LedgerStatus::insufficient_funds);
         ledger.deposit(alice, 400, {});
@@ -333,21 +448,25 @@ TEST_SUITE("idempotency") {
 }
 
 TEST_SUITE("fencing") {
-    TEST_CASE("a write with a lower fencing token is refused and writes nothing") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("a write with a lower fencing token is refused and writes nothing", Backend,
+                       ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         CHECK(ledger.deposit(alice, 1000, fenced("account:1", 5)).status == LedgerStatus::ok);
         const BalanceResult stale = ledger.withdraw(alice, 100, fenced("account:1", 4));
         CHECK(stale.status == LedgerStatus::stale_fence);
         CHECK(ledger.deposit(alice, 100, fenced("account:1", 1)).status ==
               LedgerStatus::stale_fence);
         CHECK(ledger.balance(alice).balance == 1000);
-        CHECK(journal_rows(temp.path) == 1);
+        CHECK(backend.journal_rows() == 1);
     }
 
-    TEST_CASE("an equal or higher fencing token is accepted and the highest is recorded") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("an equal or higher fencing token is accepted and the highest is recorded",
+                       Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 1000, fenced("account:1", 5));
         CHECK(ledger.withdraw(alice, 100, fenced("account:1", 5)).status == LedgerStatus::ok);
         CHECK(ledger.withdraw(alice, 100, fenced("account:1", 7)).status == LedgerStatus::ok);
@@ -357,9 +476,10 @@ TEST_SUITE("fencing") {
         CHECK(ledger.history(alice, 1).entries.at(0).fence_token == 7);
     }
 
-    TEST_CASE("fencing tokens are tracked per resource") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("fencing tokens are tracked per resource", Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 1000, fenced("account:1", 50));
         CHECK(ledger.deposit(alice, 100, fenced("account:2", 1)).status == LedgerStatus::ok);
         CHECK(ledger.deposit(alice, 100, {}).status == LedgerStatus::ok);
@@ -367,9 +487,10 @@ TEST_SUITE("fencing") {
 }
 
 TEST_SUITE("precedence") {
-    TEST_CASE("an idempotent repeat wins over a stale fence") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("an idempotent repeat wins over a stale fence", Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         WriteOptions first = fenced("r", 5);
         first.idempotency_key = "k";
         ledger.deposit(alice, 100, first);
@@ -377,31 +498,35 @@ TEST_SUITE("precedence") {
         CHECK(ledger.deposit(alice, 100, first).status == LedgerStatus::duplicate);
     }
 
-    TEST_CASE("an unknown account wins over a stale fence") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("an unknown account wins over a stale fence", Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 100, fenced("r", 9));
         CHECK(ledger.withdraw(bob, 100, fenced("r", 1)).status == LedgerStatus::unknown_account);
     }
 
-    TEST_CASE("a stale fence wins over insufficient funds") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("a stale fence wins over insufficient funds", Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 100, fenced("r", 9));
         CHECK(ledger.withdraw(alice, 5000, fenced("r", 1)).status == LedgerStatus::stale_fence);
     }
 }
 
-TEST_CASE("history lists journal entries newest first with their details") {
-    TempLedger temp;
-    SqliteLedger ledger(temp.path);
+TEST_CASE_TEMPLATE("history lists journal entries newest first with their details", Backend,
+                   ledger_backends) {
+    Backend backend;
+    const auto opened = backend.open();
+    Ledger& ledger = *opened;
     const auto before = std::chrono::system_clock::now();
     WriteOptions deposit_options = fenced("r", 3);
     deposit_options.idempotency_key = "salary";
     ledger.deposit(alice, 1000, deposit_options);
     ledger.withdraw(alice, 250, {});
     const InvoiceId invoice = ledger.create_invoice(alice, 100).invoice.value().id;
-    ledger.process_invoice(invoice, std::nullopt);
+    ledger.process_invoice(invoice, {});
 
     const HistoryResult all = ledger.history(alice, 10);
     REQUIRE(all.status == LedgerStatus::ok);
@@ -435,23 +560,29 @@ TEST_CASE("history lists journal entries newest first with their details") {
 }
 
 TEST_SUITE("invoices") {
-    TEST_CASE("an invoice for an unknown account is not created") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("an invoice for an unknown account is not created", Backend,
+                       ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         const InvoiceResult result = ledger.create_invoice(alice, 100);
         CHECK(result.status == LedgerStatus::unknown_account);
         CHECK_FALSE(result.invoice.has_value());
     }
 
-    TEST_CASE("processing an unknown invoice reports unknown_invoice") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
-        CHECK(ledger.process_invoice(42, std::nullopt).status == LedgerStatus::unknown_invoice);
+    TEST_CASE_TEMPLATE("processing an unknown invoice reports unknown_invoice", Backend,
+                       ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
+        CHECK(ledger.process_invoice(42, {}).status == LedgerStatus::unknown_invoice);
     }
 
-    TEST_CASE("creating an invoice charges nothing until it is processed") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("creating an invoice charges nothing until it is processed", Backend,
+                       ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 1000, {});
         const InvoiceResult created = ledger.create_invoice(alice, 300);
         CHECK(created.status == LedgerStatus::ok);
@@ -461,64 +592,70 @@ TEST_SUITE("invoices") {
         CHECK_FALSE(created.invoice->paid);
         CHECK(ledger.balance(alice).balance == 1000);
 
-        const InvoiceResult processed = ledger.process_invoice(created.invoice->id, std::nullopt);
+        const InvoiceResult processed = ledger.process_invoice(created.invoice->id, {});
         CHECK(processed.status == LedgerStatus::ok);
         CHECK(processed.invoice->paid);
         CHECK(processed.balance == 700);
         CHECK(ledger.balance(alice).balance == 700);
     }
 
-    TEST_CASE("a paid invoice is never charged twice") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("a paid invoice is never charged twice", Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 1000, {});
         const InvoiceId id = ledger.create_invoice(alice, 300).invoice.value().id;
-        ledger.process_invoice(id, std::nullopt);
-        const InvoiceResult again = ledger.process_invoice(id, std::nullopt);
+        ledger.process_invoice(id, {});
+        const InvoiceResult again = ledger.process_invoice(id, {});
         CHECK(again.status == LedgerStatus::paid);
         CHECK(again.balance == 700);
         CHECK(ledger.balance(alice).balance == 700);
-        CHECK(journal_rows(temp.path) == 2);
+        CHECK(backend.journal_rows() == 2);
     }
 
-    TEST_CASE("an invoice the balance cannot cover stays open and can be paid later") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("an invoice the balance cannot cover stays open and can be paid later",
+                       Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 100, {});
         const InvoiceId id = ledger.create_invoice(alice, 300).invoice.value().id;
-        const InvoiceResult refused = ledger.process_invoice(id, std::nullopt);
+        const InvoiceResult refused = ledger.process_invoice(id, {});
         CHECK(refused.status == LedgerStatus::insufficient_funds);
         CHECK(refused.balance == 100);
         CHECK_FALSE(refused.invoice.value().paid);
-        CHECK(journal_rows(temp.path) == 1);
+        CHECK(backend.journal_rows() == 1);
 
         ledger.deposit(alice, 200, {});
-        const InvoiceResult paid = ledger.process_invoice(id, std::nullopt);
+        const InvoiceResult paid = ledger.process_invoice(id, {});
         CHECK(paid.status == LedgerStatus::ok);
         CHECK(paid.balance == 0);
     }
 
-    TEST_CASE("an invoice processed under a stale fence is not charged") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("an invoice processed under a stale fence is not charged", Backend,
+                       ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 1000, fenced("invoice:1", 8));
         const InvoiceId id = ledger.create_invoice(alice, 300).invoice.value().id;
-        const InvoiceResult stale = ledger.process_invoice(id, Fence{"invoice:1", 7});
+        const InvoiceResult stale = ledger.process_invoice(id, fenced("invoice:1", 7));
         CHECK(stale.status == LedgerStatus::stale_fence);
         CHECK_FALSE(stale.invoice.value().paid);
         CHECK(ledger.balance(alice).balance == 1000);
-        CHECK(ledger.process_invoice(id, Fence{"invoice:1", 8}).status == LedgerStatus::ok);
+        CHECK(ledger.process_invoice(id, fenced("invoice:1", 8)).status == LedgerStatus::ok);
     }
 }
 
 TEST_SUITE("verify") {
-    TEST_CASE("verify is clean after ordinary traffic") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("verify is clean after ordinary traffic", Backend, ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 1000, {});
         ledger.deposit(bob, 10, {});
         ledger.withdraw(alice, 300, {});
-        ledger.process_invoice(ledger.create_invoice(alice, 200).invoice.value().id, std::nullopt);
+        ledger.process_invoice(ledger.create_invoice(alice, 200).invoice.value().id, {});
         const VerifyReport report = ledger.verify();
         CHECK(report.status == LedgerStatus::ok);
         CHECK(report.mismatches.empty());
@@ -526,12 +663,14 @@ TEST_SUITE("verify") {
         CHECK(report.clean());
     }
 
-    TEST_CASE("verify reports a balance changed behind the ledger's back") {
-        TempLedger temp;
-        SqliteLedger ledger(temp.path);
+    TEST_CASE_TEMPLATE("verify reports a balance changed behind the ledger's back", Backend,
+                       ledger_backends) {
+        Backend backend;
+        const auto opened = backend.open();
+        Ledger& ledger = *opened;
         ledger.deposit(alice, 1000, {});
         ledger.deposit(bob, 500, {});
-        tamper(temp.path, "UPDATE accounts SET balance = 1234 WHERE id = 1");
+        backend.overwrite_balance(alice, 1234);
         const VerifyReport report = ledger.verify();
         CHECK_FALSE(report.clean());
         REQUIRE(report.mismatches.size() == 1);
@@ -569,7 +708,9 @@ TEST_SUITE("locking and faults") {
         const pid_t writer = ::fork();
         REQUIRE(writer >= 0);
         if (writer == 0) {
-            SqliteLedger(temp.path).withdraw(alice, 600, {.hold = 30s});
+            SqliteLedger(temp.path).withdraw(alice, 600, {.before_commit = [] {
+                                                 std::this_thread::sleep_for(30s);
+                                             }});
             ::_exit(0);
         }
         const auto give_up = std::chrono::steady_clock::now() + 10s;
@@ -590,27 +731,28 @@ TEST_SUITE("locking and faults") {
         CHECK(ledger.withdraw(alice, 600, {}).balance == 400);
     }
 
-    TEST_CASE("concurrent withdrawals from many processes lose no update") {
+    TEST_CASE_TEMPLATE("concurrent withdrawals from many processes lose no update", Backend,
+                       ledger_backends) {
         constexpr int children = 8;
         constexpr int withdrawals_each = 25;
         constexpr Cents amount = 100;
-        TempLedger temp;
-        SqliteLedger(temp.path).deposit(alice, children * withdrawals_each * amount, {});
+        Backend backend;
+        backend.open()->deposit(alice, children * withdrawals_each * amount, {});
 
         const std::vector<int> codes = run_in_children(children, [&] {
-            SqliteLedger ledger(temp.path, {.busy_timeout = 1ms});
+            const auto ledger = backend.open_contended();
             for (int i = 0; i < withdrawals_each; ++i)
-                if (ledger.withdraw(alice, amount, {}).status != LedgerStatus::ok)
+                if (ledger->withdraw(alice, amount, {}).status != LedgerStatus::ok)
                     return 1;
             return 0;
         });
 
         for (const int code : codes)
             CHECK(code == 0);
-        SqliteLedger ledger(temp.path);
-        CHECK(ledger.balance(alice).balance == 0);
-        CHECK(journal_rows(temp.path) == 1 + children * withdrawals_each);
-        CHECK(ledger.verify().clean());
+        const auto ledger = backend.open();
+        CHECK(ledger->balance(alice).balance == 0);
+        CHECK(backend.journal_rows() == 1 + children * withdrawals_each);
+        CHECK(ledger->verify().clean());
     }
 
     TEST_CASE("many processes creating the same new ledger at once all succeed") {
@@ -628,24 +770,25 @@ TEST_SUITE("locking and faults") {
         CHECK(ledger.verify().clean());
     }
 
-    TEST_CASE("concurrent unsafe withdrawals lose updates and verify detects it") {
+    TEST_CASE_TEMPLATE("concurrent unsafe withdrawals lose updates and verify detects it", Backend,
+                       ledger_backends) {
         constexpr int children = 8;
         constexpr int withdrawals_each = 25;
         constexpr Cents start_balance = 100'000;
-        TempLedger temp;
-        SqliteLedger(temp.path).deposit(alice, start_balance, {});
+        Backend backend;
+        backend.open()->deposit(alice, start_balance, {});
 
         const std::vector<int> codes = run_in_children(children, [&] {
-            SqliteLedger ledger(temp.path, {.busy_timeout = 1ms});
+            const auto ledger = backend.open_contended();
             for (int i = 0; i < withdrawals_each; ++i)
-                if (ledger.withdraw_unsafe(alice, 1, 20ms).status != LedgerStatus::ok)
+                if (withdraw_without_lock(*ledger, alice, 1, 20ms).status != LedgerStatus::ok)
                     return 1;
             return 0;
         });
 
         for (const int code : codes)
             CHECK(code == 0);
-        const VerifyReport report = SqliteLedger(temp.path).verify();
+        const VerifyReport report = backend.open()->verify();
         CHECK_FALSE(report.clean());
         REQUIRE(report.mismatches.size() == 1);
         CHECK(report.mismatches[0].account == alice);

@@ -1,4 +1,4 @@
-#include "dlock/lock.hpp"
+#include "dlock/redis_lock.hpp"
 
 #include <doctest/doctest.h>
 #include <set>

@@ -1,5 +1,8 @@
-// The lock library against a real, private redis-server.
-#include "dlock/lock.hpp"
+// The lock contract: the rules every LockService backend keeps, run against each backend's
+// factory (a new backend adds one type to `lock_backends`), and then what is particular to each
+// backend. Everything runs against real, private servers.
+#include "dlock/backends.hpp"
+#include "dlock/redis_lock.hpp"
 #include "support/redis_server.hpp"
 
 #include <algorithm>
@@ -7,9 +10,11 @@
 #include <chrono>
 #include <doctest/doctest.h>
 #include <future>
+#include <memory>
 #include <thread>
 
 using namespace std::chrono_literals;
+using dlock::LockService;
 using dlock::Millis;
 using dlock::OwnerCheck;
 using dlock::RedisLock;
@@ -33,163 +38,186 @@ Millis since(clock_type::time_point start) {
     return std::chrono::duration_cast<Millis>(clock_type::now() - start);
 }
 
+// A lock backend for the contract suite: a private store, and clients of it. Each client is a
+// separate LockService (its own connection), as separate processes would have.
+struct OneRedisServer {
+    RedisServer server;
+    std::unique_ptr<LockService> client() const {
+        dlock::LockConfig config;
+        config.url = server.url();
+        config.timeout = 2s;
+        return dlock::open_lock_service(config);
+    }
+    // Blocks until `count` clients wait inside block() (false after `limit`).
+    bool waiters(int count, Millis limit) const {
+        return server.wait_for_blocked_clients(count, limit);
+    }
+};
+
 } // namespace
 
-TEST_CASE("acquire takes a free lock and returns a token, a fence and the TTL") {
-    RedisServer server;
-    RedisLock lock = lock_on(server);
-    const auto result = lock.try_acquire("job", 10s);
+#define lock_backends OneRedisServer
+
+TEST_CASE_TEMPLATE("acquire takes a free lock and returns a token, a fence and the TTL", Backend,
+                   lock_backends) {
+    Backend backend;
+    const auto lock = backend.client();
+    const auto result = lock->try_acquire("job", 10s);
     REQUIRE(result.acquired());
     CHECK(result.lease->token.size() == 32);
     CHECK(result.lease->fence > 0);
     CHECK(result.lease->ttl == 10s);
-    const auto pttl = std::stoll(server.command({"PTTL", "dlock:{job}"}));
-    CHECK(pttl > 9000);
-    CHECK(pttl <= 10000);
-    CHECK(server.command({"GET", "dlock:{job}"}) == result.lease->token);
+    const auto state = backend.client()->status("job");
+    CHECK(state.holder == result.lease->token);
+    REQUIRE(state.ttl.has_value());
+    CHECK(*state.ttl > 9s);
+    CHECK(*state.ttl <= 10s);
 }
 
-TEST_CASE("acquire of a held lock is refused and reports the holder's remaining time") {
-    RedisServer server;
-    RedisLock lock = lock_on(server);
-    REQUIRE(lock.try_acquire("job", 10s).acquired());
-    const auto second = lock.try_acquire("job", 10s);
+TEST_CASE_TEMPLATE("acquire of a held lock is refused and reports the holder's remaining time",
+                   Backend, lock_backends) {
+    Backend backend;
+    REQUIRE(backend.client()->try_acquire("job", 10s).acquired());
+    const auto second = backend.client()->try_acquire("job", 10s);
     CHECK_FALSE(second.acquired());
-    CHECK(second.holder_ttl > 9s);
-    CHECK(second.holder_ttl <= 10s);
+    REQUIRE(second.holder_ttl.has_value());
+    CHECK(*second.holder_ttl > 9s);
+    CHECK(*second.holder_ttl <= 10s);
 }
 
-TEST_CASE("release with a foreign token leaves the lock in place") {
-    RedisServer server;
-    RedisLock lock = lock_on(server);
-    const auto held = lock.try_acquire("job", 10s);
+TEST_CASE_TEMPLATE("release with a foreign token leaves the lock in place", Backend,
+                   lock_backends) {
+    Backend backend;
+    const auto lock = backend.client();
+    const auto held = lock->try_acquire("job", 10s);
     REQUIRE(held.acquired());
-    CHECK(lock.release("job", dlock::new_owner_token()) == OwnerCheck::not_owner);
-    CHECK(lock.status("job").holder == held.lease->token);
-    CHECK(lock.release("job", held.lease->token) == OwnerCheck::done);
-    CHECK_FALSE(lock.status("job").holder.has_value());
-    CHECK(lock.release("job", held.lease->token) == OwnerCheck::not_held);
+    CHECK(lock->release("job", dlock::new_owner_token()) == OwnerCheck::not_owner);
+    CHECK(lock->status("job").holder == held.lease->token);
+    CHECK(lock->release("job", held.lease->token) == OwnerCheck::done);
+    CHECK_FALSE(lock->status("job").holder.has_value());
+    CHECK(lock->release("job", held.lease->token) == OwnerCheck::not_held);
 }
 
-TEST_CASE("an expired lock is free again and its old owner can no longer release it") {
-    RedisServer server;
-    RedisLock lock = lock_on(server);
-    const auto first = lock.try_acquire("job", 50ms);
+TEST_CASE_TEMPLATE("an expired lock is free again and its old owner can no longer release it",
+                   Backend, lock_backends) {
+    Backend backend;
+    const auto lock = backend.client();
+    const auto first = lock->try_acquire("job", 50ms);
     REQUIRE(first.acquired());
-    const auto second = lock.block("job", 10s, 5s); // wakes at the holder's lease end
+    const auto second = lock->block("job", 10s, 5s); // wakes at the holder's lease end
     REQUIRE(second.acquired());
-    CHECK(lock.release("job", first.lease->token) == OwnerCheck::not_owner);
-    CHECK(lock.status("job").holder == second.lease->token);
+    CHECK(lock->release("job", first.lease->token) == OwnerCheck::not_owner);
+    CHECK(lock->status("job").holder == second.lease->token);
 }
 
-TEST_CASE("extend resets the TTL only for the owner") {
-    RedisServer server;
-    RedisLock lock = lock_on(server);
-    const auto held = lock.try_acquire("job", 1s);
+TEST_CASE_TEMPLATE("extend resets the TTL only for the owner", Backend, lock_backends) {
+    Backend backend;
+    const auto lock = backend.client();
+    const auto held = lock->try_acquire("job", 1s);
     REQUIRE(held.acquired());
-    CHECK(lock.extend("job", dlock::new_owner_token(), 60s) == OwnerCheck::not_owner);
-    CHECK(lock.status("job").ttl <= 1s);
-    CHECK(lock.extend("job", held.lease->token, 60s) == OwnerCheck::done);
-    CHECK(lock.status("job").ttl > 50s);
-    CHECK(lock.extend("other", held.lease->token, 60s) == OwnerCheck::not_held);
+    CHECK(lock->extend("job", dlock::new_owner_token(), 60s) == OwnerCheck::not_owner);
+    CHECK(lock->status("job").ttl <= 1s);
+    CHECK(lock->extend("job", held.lease->token, 60s) == OwnerCheck::done);
+    CHECK(lock->status("job").ttl > 50s);
+    CHECK(lock->extend("other", held.lease->token, 60s) == OwnerCheck::not_held);
 }
 
-TEST_CASE("force-release removes any holder and reports what it removed") {
-    RedisServer server;
-    RedisLock lock = lock_on(server);
-    const auto held = lock.try_acquire("job", 30s);
+TEST_CASE_TEMPLATE("force-release removes any holder and reports what it removed", Backend,
+                   lock_backends) {
+    Backend backend;
+    const auto held = backend.client()->try_acquire("job", 30s);
     REQUIRE(held.acquired());
-    const auto removed = lock.force_release("job");
+    const auto lock = backend.client();
+    const auto removed = lock->force_release("job");
     CHECK(removed.holder == held.lease->token);
     CHECK(removed.ttl > 25s);
-    CHECK_FALSE(lock.force_release("job").holder.has_value());
-    CHECK(lock.try_acquire("job", 1s).acquired());
+    CHECK_FALSE(lock->force_release("job").holder.has_value());
+    CHECK(lock->try_acquire("job", 1s).acquired());
 }
 
-TEST_CASE("status shows holder, TTL and the last fencing token issued") {
-    RedisServer server;
-    RedisLock lock = lock_on(server);
-    CHECK_FALSE(lock.status("job").holder.has_value());
-    CHECK_FALSE(lock.status("job").fence.has_value());
-    const auto held = lock.try_acquire("job", 10s);
-    const auto state = lock.status("job");
+TEST_CASE_TEMPLATE("status shows holder, TTL and the last fencing token issued", Backend,
+                   lock_backends) {
+    Backend backend;
+    const auto lock = backend.client();
+    CHECK_FALSE(lock->status("job").holder.has_value());
+    CHECK_FALSE(lock->status("job").fence.has_value());
+    const auto held = lock->try_acquire("job", 10s);
+    const auto state = lock->status("job");
     CHECK(state.holder == held.lease->token);
     CHECK(state.fence == held.lease->fence);
-    lock.release("job", held.lease->token);
-    CHECK(lock.status("job").fence == held.lease->fence);
+    lock->release("job", held.lease->token);
+    CHECK(lock->status("job").fence == held.lease->fence);
 }
 
-TEST_CASE("fencing tokens strictly increase, also across a Redis restart that lost all data") {
-    RedisServer server;
+TEST_CASE_TEMPLATE("fencing tokens strictly increase with every acquisition, whoever takes it",
+                   Backend, lock_backends) {
+    Backend backend;
     std::int64_t last = 0;
-    for (int round = 0; round < 3; ++round) {
-        RedisLock lock = lock_on(server);
-        for (int i = 0; i < 5; ++i) {
-            const auto held = lock.try_acquire("job", 10s);
-            REQUIRE(held.acquired());
-            CHECK(held.lease->fence > last);
-            last = held.lease->fence;
-            lock.release("job", held.lease->token);
-        }
-        server.restart(); // no persistence: the counter is gone
-        REQUIRE(server.command({"EXISTS", "dlock:{job}:fence"}) == "0");
+    for (int i = 0; i < 20; ++i) {
+        const auto lock = backend.client();
+        const auto held = i % 2 == 0 ? lock->try_acquire("job", 10s) : lock->block("job", 10s, 1s);
+        REQUIRE(held.acquired());
+        CHECK(held.lease->fence > last);
+        last = held.lease->fence;
+        if (i % 3 == 0)
+            lock->force_release("job");
+        else
+            lock->release("job", held.lease->token);
     }
 }
 
-TEST_CASE("block gives up with busy when the wait runs out") {
-    RedisServer server;
-    RedisLock holder = lock_on(server);
-    RedisLock waiter = lock_on(server);
-    REQUIRE(holder.try_acquire("job", 60s).acquired());
+TEST_CASE_TEMPLATE("block gives up with busy when the wait runs out", Backend, lock_backends) {
+    Backend backend;
+    REQUIRE(backend.client()->try_acquire("job", 60s).acquired());
     const auto start = clock_type::now();
-    const auto result = waiter.block("job", 10s, 300ms);
+    const auto result = backend.client()->block("job", 10s, 300ms);
     CHECK_FALSE(result.acquired());
     CHECK(since(start) >= 300ms);
     CHECK(since(start) < 5s);
 }
 
-TEST_CASE("block with no wait is a single attempt") {
-    RedisServer server;
-    RedisLock lock = lock_on(server);
-    REQUIRE(lock.try_acquire("job", 60s).acquired());
-    CHECK_FALSE(lock.block("job", 10s, 0ms).acquired());
+TEST_CASE_TEMPLATE("block with no wait is a single attempt", Backend, lock_backends) {
+    Backend backend;
+    const auto lock = backend.client();
+    REQUIRE(lock->try_acquire("job", 60s).acquired());
+    CHECK_FALSE(lock->block("job", 10s, 0ms).acquired());
 }
 
-TEST_CASE("force-release wakes a blocked waiter long before the holder's TTL") {
-    RedisServer server;
-    RedisLock holder = lock_on(server);
-    REQUIRE(holder.try_acquire("job", 60s).acquired());
-    auto waiting = std::async(std::launch::async, [&] {
-        RedisLock waiter = lock_on(server);
-        return waiter.block("job", 10s, 30s);
-    });
-    REQUIRE(server.wait_for_blocked_clients(1, 10s)); // the waiter is inside block()
+TEST_CASE_TEMPLATE("force-release wakes a blocked waiter long before the holder's TTL", Backend,
+                   lock_backends) {
+    Backend backend;
+    const auto holder = backend.client();
+    REQUIRE(holder->try_acquire("job", 60s).acquired());
+    auto waiting =
+        std::async(std::launch::async, [&] { return backend.client()->block("job", 10s, 30s); });
+    REQUIRE(backend.waiters(1, 10s)); // the waiter is inside block()
     const auto released_at = clock_type::now();
-    REQUIRE(holder.force_release("job").holder.has_value());
+    REQUIRE(holder->force_release("job").holder.has_value());
     const auto result = waiting.get();
     CHECK(result.acquired());
     CHECK(since(released_at) < 5s); // the holder's lease had 60s left
 }
 
-TEST_CASE("release hands the lock to a waiter well under Laravel's 250ms poll") {
-    RedisServer server;
-    RedisLock holder = lock_on(server);
+TEST_CASE_TEMPLATE("release hands the lock to a waiter well under Laravel's 250ms poll", Backend,
+                   lock_backends) {
+    Backend backend;
+    const auto holder = backend.client();
     std::vector<Millis> gaps;
     for (int round = 0; round < 5; ++round) {
-        const auto held = holder.try_acquire("job", 60s);
+        const auto held = holder->try_acquire("job", 60s);
         REQUIRE(held.acquired());
         std::atomic<clock_type::time_point> acquired_at{};
         auto waiting = std::async(std::launch::async, [&] {
-            RedisLock waiter = lock_on(server);
-            const auto result = waiter.block("job", 10s, 30s);
+            const auto waiter = backend.client();
+            const auto result = waiter->block("job", 10s, 30s);
             acquired_at = clock_type::now();
             if (result.acquired())
-                waiter.release("job", result.lease->token);
+                waiter->release("job", result.lease->token);
             return result.acquired();
         });
-        REQUIRE(server.wait_for_blocked_clients(1, 10s)); // the waiter is inside block()
+        REQUIRE(backend.waiters(1, 10s)); // the waiter is inside block()
         const auto released_at = clock_type::now();
-        REQUIRE(holder.release("job", held.lease->token) == OwnerCheck::done);
+        REQUIRE(holder->release("job", held.lease->token) == OwnerCheck::done);
         REQUIRE(waiting.get());
         gaps.push_back(std::chrono::duration_cast<Millis>(acquired_at.load() - released_at));
     }
@@ -198,24 +226,33 @@ TEST_CASE("release hands the lock to a waiter well under Laravel's 250ms poll") 
     CHECK(gaps[2] < 100ms);
 }
 
-TEST_CASE("many waiters take turns and never hold the lock together") {
-    RedisServer server;
+// Each holder stays inside for a few milliseconds and asks the store, through a connection of
+// its own, whether it is still the holder: a second holder would overlap it in time (the
+// counter) or take the key from it (the store's answer).
+TEST_CASE_TEMPLATE("many waiters take turns and never hold the lock together", Backend,
+                   lock_backends) {
+    Backend backend;
     std::atomic<int> inside{0};
     std::atomic<int> overlaps{0};
+    std::atomic<int> foreign_holders{0};
     std::atomic<int> entries{0};
     std::vector<std::thread> workers;
     for (int w = 0; w < 6; ++w) {
         workers.emplace_back([&] {
-            RedisLock lock = lock_on(server);
+            const auto lock = backend.client();
+            const auto observer = backend.client();
             for (int i = 0; i < 20; ++i) {
-                const auto result = lock.block("job", 10s, 30s);
+                const auto result = lock->block("job", 10s, 60s);
                 if (!result.acquired())
                     continue;
                 if (inside.fetch_add(1) != 0)
                     overlaps++;
                 entries++;
+                std::this_thread::sleep_for(2ms);
+                if (observer->status("job").holder != result.lease->token)
+                    foreign_holders++;
                 inside.fetch_sub(1);
-                lock.release("job", result.lease->token);
+                lock->release("job", result.lease->token);
             }
         });
     }
@@ -223,45 +260,147 @@ TEST_CASE("many waiters take turns and never hold the lock together") {
         worker.join();
     CHECK(entries == 120);
     CHECK(overlaps == 0);
+    CHECK(foreign_holders == 0);
 }
 
-TEST_CASE("an unreachable Redis is an unavailable error, not a hang") {
-    RedisServer server;
-    const std::string url = server.url();
-    server.stop();
-    CHECK_THROWS_AS(RedisLock(options_for(url), "dlock:"), dlock::redis::IoError);
-    CHECK_THROWS_AS(
-        RedisLock(options_for("redis://127.0.0.1:" + std::to_string(dlock::test::free_tcp_port())),
-                  "dlock:"),
-        dlock::UnavailableError);
+TEST_CASE_TEMPLATE("bad keys and tokens are usage errors before anything reaches the store",
+                   Backend, lock_backends) {
+    Backend backend;
+    const auto lock = backend.client();
+    const std::string too_long(dlock::max_key_bytes + 1, 'k');
+    for (const std::string& key :
+         {std::string(), too_long, std::string("a\nb"), std::string("\xff")}) {
+        CAPTURE(key);
+        CHECK_THROWS_AS(lock->try_acquire(key, 1s), dlock::UsageError);
+        CHECK_THROWS_AS(lock->block(key, 1s, 1s), dlock::UsageError);
+        CHECK_THROWS_AS(lock->release(key, dlock::new_owner_token()), dlock::UsageError);
+        CHECK_THROWS_AS(lock->extend(key, dlock::new_owner_token(), 1s), dlock::UsageError);
+        CHECK_THROWS_AS(lock->force_release(key), dlock::UsageError);
+        CHECK_THROWS_AS(lock->status(key), dlock::UsageError);
+    }
+    CHECK_THROWS_AS(lock->release("job", "not-a-token"), dlock::UsageError);
+    CHECK_THROWS_AS(lock->extend("job", "not-a-token", 1s), dlock::UsageError);
 }
 
-TEST_CASE("a wrong or missing password is an auth error; the right one works") {
-    RedisServer server({{"--requirepass", "right-password"}});
-    auto options = options_for(server.url());
-    CHECK_THROWS_AS(RedisLock(options, "dlock:").status("job"), dlock::redis::AuthError);
-    options.url.password = "wrong-password";
-    CHECK_THROWS_AS(RedisLock(options, "dlock:").status("job"), dlock::redis::AuthError);
-    options.url.password = "right-password";
-    CHECK(RedisLock(options, "dlock:").try_acquire("job", 1s).acquired());
+TEST_CASE_TEMPLATE("two namespaces never share fences", Backend, lock_backends) {
+    Backend backend;
+    const auto lock = backend.client();
+    dlock::LockConfig other;
+    other.prefix = "other:";
+    CHECK(lock->fence_resource("job") != dlock::fence_resource(other, "job"));
+    CHECK(lock->fence_resource("job") != lock->fence_resource("job2"));
+    CHECK(lock->fence_resource("job") == lock->fence_resource("job"));
 }
 
-TEST_CASE("a Redis that stops answering times out with an unavailable error") {
-    RedisServer server;
-    auto options = options_for(server.url());
-    options.timeout = 200ms;
-    RedisLock lock(options, "dlock:");
-    lock.status("job"); // connected and working
-    server.command({"CLIENT", "PAUSE", "3000", "ALL"});
-    const auto start = clock_type::now();
-    CHECK_THROWS_AS(lock.try_acquire("job", 1s), dlock::redis::TimeoutError);
-    CHECK(since(start) < 2s);
-}
+TEST_SUITE("one Redis server") {
+    TEST_CASE("an unreachable Redis is an unavailable error, not a hang") {
+        RedisServer server;
+        const std::string url = server.url();
+        server.stop();
+        CHECK_THROWS_AS(RedisLock(options_for(url), "dlock:"), dlock::redis::IoError);
+        CHECK_THROWS_AS(RedisLock(options_for("redis://127.0.0.1:" +
+                                              std::to_string(dlock::test::free_tcp_port())),
+                                  "dlock:"),
+                        dlock::UnavailableError);
+    }
 
-TEST_CASE("the selected database keeps locks apart") {
-    RedisServer server;
-    RedisLock db0 = lock_on(server);
-    RedisLock db1(options_for(server.url() + "?db=1"), "dlock:");
-    REQUIRE(db0.try_acquire("job", 10s).acquired());
-    CHECK(db1.try_acquire("job", 10s).acquired());
-}
+    TEST_CASE("a wrong or missing password is an auth error; the right one works") {
+        RedisServer server({{"--requirepass", "right-password"}});
+        auto options = options_for(server.url());
+        CHECK_THROWS_AS(RedisLock(options, "dlock:").status("job"), dlock::redis::AuthError);
+        options.url.password = "wrong-password";
+        CHECK_THROWS_AS(RedisLock(options, "dlock:").status("job"), dlock::redis::AuthError);
+        options.url.password = "right-password";
+        CHECK(RedisLock(options, "dlock:").try_acquire("job", 1s).acquired());
+    }
+
+    TEST_CASE("a Redis that stops answering times out with an unavailable error") {
+        RedisServer server;
+        auto options = options_for(server.url());
+        options.timeout = 200ms;
+        RedisLock lock(options, "dlock:");
+        lock.status("job"); // connected and working
+        server.command({"CLIENT", "PAUSE", "3000", "ALL"});
+        const auto start = clock_type::now();
+        CHECK_THROWS_AS(lock.try_acquire("job", 1s), dlock::redis::TimeoutError);
+        CHECK(since(start) < 2s);
+    }
+
+    TEST_CASE("the selected database keeps locks apart") {
+        RedisServer server;
+        RedisLock db0 = lock_on(server);
+        RedisLock db1(options_for(server.url() + "?db=1"), "dlock:");
+        REQUIRE(db0.try_acquire("job", 10s).acquired());
+        CHECK(db1.try_acquire("job", 10s).acquired());
+    }
+
+    TEST_CASE("fencing tokens strictly increase, also across a Redis restart that lost all data") {
+        RedisServer server;
+        std::int64_t last = 0;
+        for (int round = 0; round < 3; ++round) {
+            RedisLock lock = lock_on(server);
+            for (int i = 0; i < 5; ++i) {
+                const auto held = lock.try_acquire("job", 10s);
+                REQUIRE(held.acquired());
+                CHECK(held.lease->fence > last);
+                last = held.lease->fence;
+                lock.release("job", held.lease->token);
+            }
+            server.restart(); // no persistence: the counter is gone
+            REQUIRE(server.command({"EXISTS", "dlock:{job}:fence"}) == "0");
+        }
+    }
+
+    TEST_CASE("a lock's keys live where the README says, with the lease as the key's TTL") {
+        RedisServer server;
+        RedisLock lock = lock_on(server);
+        const auto held = lock.try_acquire("job", 10s);
+        REQUIRE(held.acquired());
+        CHECK(server.command({"GET", "dlock:{job}"}) == held.lease->token);
+        const auto pttl = std::stoll(server.command({"PTTL", "dlock:{job}"}));
+        CHECK(pttl > 9000);
+        CHECK(pttl <= 10000);
+        CHECK(server.command({"GET", "dlock:{job}:fence"}) == std::to_string(held.lease->fence));
+        CHECK(lock.fence_resource("job") == "dlock:{job}");
+    }
+
+    TEST_CASE("a key without a TTL is reported as never freeing by itself") {
+        RedisServer server;
+        server.command({"SET", "dlock:{job}", "someone-else"});
+        RedisLock lock = lock_on(server);
+        const auto busy = lock.try_acquire("job", 1s);
+        CHECK_FALSE(busy.acquired());
+        CHECK_FALSE(busy.holder_ttl.has_value());
+        const auto state = lock.status("job");
+        CHECK(state.holder == "someone-else");
+        CHECK_FALSE(state.ttl.has_value());
+        // A waiter does not spin on it: it waits for a release, which wakes it.
+        auto waiting =
+            std::async(std::launch::async, [&] { return lock_on(server).block("job", 1s, 30s); });
+        REQUIRE(server.wait_for_blocked_clients(1, 10s));
+        const auto removed = lock.force_release("job");
+        CHECK(removed.holder == "someone-else");
+        CHECK_FALSE(removed.ttl.has_value());
+        CHECK(waiting.get().acquired());
+    }
+
+    TEST_CASE("a fence counter someone overwrote is bad data, and the lock stays free") {
+        RedisServer server;
+        RedisLock lock = lock_on(server);
+        for (const std::vector<std::string>& write :
+             {std::vector<std::string>{"SET", "dlock:{job}:fence", "not-a-number"},
+              std::vector<std::string>{"SET", "dlock:{job}:fence", "99999999999999999999"},
+              std::vector<std::string>{"RPUSH", "dlock:{job}:fence", "1"}}) {
+            server.command({"DEL", "dlock:{job}:fence"});
+            server.command(write);
+            CAPTURE(write[2]);
+            CHECK_THROWS_AS(lock.try_acquire("job", 10s), dlock::DataError);
+            CHECK(server.command({"EXISTS", "dlock:{job}"}) == "0"); // nothing was taken
+            if (write[0] == "SET")
+                CHECK_THROWS_AS(lock.status("job"), dlock::DataError);
+        }
+        server.command({"DEL", "dlock:{job}:fence"});
+        CHECK(lock.try_acquire("job", 10s).acquired());
+    }
+
+} // TEST_SUITE

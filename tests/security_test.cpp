@@ -4,7 +4,7 @@
 // with the signal dispositions a shell would give them. (Owner tokens: tests/lock_key_test.cpp,
 // "owner tokens are 128 random bits in hex, and 10,000 are all distinct". The least-privilege
 // ACL user: tests/lock_fault_test.cpp.)
-#include "dlock/lock.hpp"
+#include "dlock/redis_lock.hpp"
 #include "support/fake_server.hpp"
 #include "support/ledger_file.hpp"
 #include "support/process.hpp"

@@ -1,17 +1,20 @@
-// The balance ledger: accounts, a journal of every movement, invoices, fencing, idempotency.
+// The balance ledger as the rest of dlock sees it, whatever stores it: accounts, a journal of
+// every movement, invoices, fencing, idempotency.
 //
 // Every request ends in one LedgerStatus from a closed set: expected refusals are values, not
-// exceptions. An exception (error.hpp) means the ledger could not be used at all: a file that is
-// not a ledger or comes from a newer dlock (DataError), a folder that cannot hold it or a ledger
-// that stays locked while opening (UnavailableError). Money is integer cents throughout.
+// exceptions. An exception (error.hpp) means the ledger could not be used at all: a store that
+// is not a ledger or comes from a newer dlock (DataError), one that cannot be reached or stays
+// locked while opening (UnavailableError). Money is integer cents throughout.
+//
+// A backend (SQLite today: sqlite_ledger.hpp) implements Ledger and passes the contract suite
+// in tests/ledger_test.cpp; backends.hpp is the only place that picks one.
 #pragma once
 
 #include "dlock/amount.hpp"
-#include "dlock/duration.hpp"
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,8 +41,7 @@ enum class LedgerStatus {
     idempotency_conflict, // same key, different kind, account or amount
     stale_fence,
     busy,
-    processing, // produced by the CLI: another process holds the invoice's lock
-    paid,       // the invoice was paid before; nothing charged
+    paid, // the invoice was paid before; nothing charged
     unknown_account,
     unknown_invoice,
 };
@@ -47,8 +49,9 @@ enum class LedgerStatus {
 // The status as the word in dlock's JSON "status" field: "ok", "insufficient_funds", ...
 std::string_view to_string(LedgerStatus status);
 
-// Proof that a write is made under a lock: the resource the lock protects (its key) and the
-// fencing token that acquisition handed out. Tokens grow with every acquisition.
+// Proof that a write is made under a lock: the resource the lock protects (the lock's
+// LockService::fence_resource name) and the fencing token that acquisition handed out. Tokens
+// grow with every acquisition.
 struct Fence {
     std::string resource;
     std::int64_t token;
@@ -62,9 +65,10 @@ struct WriteOptions {
     // Refused with stale_fence when a write carrying a higher token for the same resource was
     // accepted before; otherwise the token is recorded when the write commits.
     std::optional<Fence> fence{};
-    // Sleep inside the transaction, after the checks and before the commit: simulated work, and
-    // a window to kill a writer mid-transaction in fault tests.
-    Millis hold{0};
+    // The caller's own work that must commit or roll back with this write: run inside the
+    // transaction, after the checks and changes, right before the commit. An exception from it
+    // rolls the write back and leaves the request.
+    std::function<void()> before_commit{};
 };
 
 struct BalanceResult {
@@ -148,10 +152,12 @@ public:
     virtual BalanceResult withdraw(AccountId account, Cents amount,
                                    const WriteOptions& options) = 0;
 
-    // Deliberately broken, for the race demo: reads the balance, sleeps `hold`, then writes the
-    // balance it computed from that read. Concurrent callers lose each other's debits, while the
-    // journal records every one of them, so verify() exposes the damage. Never use it for money.
-    virtual BalanceResult withdraw_unsafe(AccountId account, Cents amount, Millis hold) = 0;
+    // An application's write after its own read: stores `new_balance` as the account's
+    // balance, whatever the balance is now, and journals the withdrawal of `amount` that led to
+    // it. Correct only if nothing else wrote since the caller read the balance, which is what
+    // the account's lock is for; the race demo (race_demo.hpp) shows what happens without one.
+    // unknown_account if the account does not exist.
+    virtual BalanceResult store_withdrawal(AccountId account, Cents amount, Cents new_balance) = 0;
 
     virtual BalanceResult balance(AccountId account) = 0;
 
@@ -165,46 +171,12 @@ public:
     virtual InvoiceResult create_invoice(AccountId account, Cents amount) = 0;
 
     // Charges an open invoice to its account and marks it paid, atomically. An invoice that
-    // cannot be covered stays open and can be processed again later.
-    virtual InvoiceResult process_invoice(InvoiceId invoice, const std::optional<Fence>& fence) = 0;
+    // cannot be covered stays open and can be processed again later. An invoice is paid at most
+    // once by itself: options.idempotency_key is not used.
+    virtual InvoiceResult process_invoice(InvoiceId invoice, const WriteOptions& options) = 0;
 
 protected:
     Ledger() = default;
-};
-
-struct SqliteLedgerOptions {
-    // How long SQLite itself waits for a lock before reporting the ledger busy.
-    Millis busy_timeout{100};
-    // How long a request keeps retrying a busy ledger, with short random pauses, before it
-    // answers busy.
-    Millis retry_deadline{5'000};
-};
-
-namespace detail {
-struct SqliteConnection;
-} // namespace detail
-
-// The ledger in one SQLite file, shared safely by any number of processes on one host.
-class SqliteLedger final : public Ledger {
-public:
-    // Opens the ledger at `path`, creating it with mode 0600 (or stricter, as the umask says) and
-    // bringing its schema up to date. Throws UnavailableError when the folder is missing or not
-    // writable or the file stays locked past the retry deadline, DataError when the file is not
-    // a SQLite database or holds a schema newer than this dlock knows.
-    explicit SqliteLedger(const std::string& path, SqliteLedgerOptions options = {});
-    ~SqliteLedger() override;
-
-    BalanceResult deposit(AccountId account, Cents amount, const WriteOptions& options) override;
-    BalanceResult withdraw(AccountId account, Cents amount, const WriteOptions& options) override;
-    BalanceResult withdraw_unsafe(AccountId account, Cents amount, Millis hold) override;
-    BalanceResult balance(AccountId account) override;
-    HistoryResult history(AccountId account, std::size_t limit) override;
-    VerifyReport verify() override;
-    InvoiceResult create_invoice(AccountId account, Cents amount) override;
-    InvoiceResult process_invoice(InvoiceId invoice, const std::optional<Fence>& fence) override;
-
-private:
-    std::unique_ptr<detail::SqliteConnection> connection_;
 };
 
 } // namespace dlock

@@ -1,14 +1,11 @@
-// Named locks: acquire, block, release, extend, force-release, status.
+// Named locks as the rest of dlock sees them, wherever they live: the LockService interface,
+// what its operations answer, and the rules for lock names and owner tokens.
 //
-// Each lock owns four names in Redis, all sharing one cluster hash tag:
-//   PREFIX{KEY}           the owner token, with a TTL (SET NX PX)
-//   PREFIX{KEY}:fence     the fencing counter, never expires
-//   PREFIX{KEY}:wake      a list a release pushes one wake-up onto; waiters BLPOP it
-//   PREFIX{KEY}:released  the pub/sub channel a release is announced on, for observers
+// A backend (one Redis server today: redis_lock.hpp) implements LockService and passes the
+// contract suite in tests/lock_test.cpp; backends.hpp is the only place that picks one.
 #pragma once
 
 #include "dlock/duration.hpp"
-#include "dlock/redis.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -23,7 +20,6 @@ inline constexpr Millis default_ttl{10'000};
 inline constexpr Millis default_wait{5'000};
 inline constexpr std::size_t max_key_bytes = 256;
 inline constexpr std::size_t max_prefix_bytes = 64;
-inline constexpr Millis wait_forever = Millis::max();
 
 // Throws UsageError unless KEY is 1 to 256 bytes of valid UTF-8 without control characters.
 void validate_key(std::string_view key);
@@ -35,15 +31,6 @@ void validate_token(std::string_view token);
 // 128 bits from the kernel's CSPRNG (getrandom), as 32 lowercase hex digits.
 std::string new_owner_token();
 
-struct LockKeys {
-    std::string lock;
-    std::string fence;
-    std::string wake;
-    std::string channel;
-};
-// Braces and '%' in KEY are percent-encoded, so the hash tag is always exactly {KEY}.
-LockKeys lock_keys(std::string_view prefix, std::string_view key);
-
 // A lock this process holds.
 struct Lease {
     std::string token;
@@ -51,9 +38,13 @@ struct Lease {
     Millis ttl{0};
 };
 
+// What is left of a holder's lease. nullopt: the key has no TTL (something other than dlock
+// wrote it), so it never frees by itself; only force-release ends it.
+using Remaining = std::optional<Millis>;
+
 struct AcquireResult {
     std::optional<Lease> lease; // set when acquired
-    Millis holder_ttl{0};       // when busy: the current holder's remaining time
+    Remaining holder_ttl;       // when busy: what is left of the current holder's lease
     // When the attempt that gave this answer was sent. A lease taken by it counts its TTL from
     // some later moment, so `sent + ttl` never overstates it.
     std::chrono::steady_clock::time_point sent{};
@@ -65,47 +56,34 @@ enum class OwnerCheck { done, not_held, not_owner };
 
 struct LockStatus {
     std::optional<std::string> holder; // set when held
-    Millis ttl{0};                     // remaining time when held
+    Remaining ttl;                     // when held: what is left of the lease
     std::optional<std::int64_t> fence; // the last fencing token issued, if any
 };
 
 struct ForceReleaseResult {
     std::optional<std::string> holder; // who held it, if anyone
-    Millis ttl{0};                     // what was left of their lease
+    Remaining ttl;                     // what was left of their lease
 };
 
-// The lock operations, independent of where locks live (one Redis today, a quorum later).
+// The lock operations, independent of where locks live. Every operation validates KEY (and a
+// TOKEN it is given) first and throws UsageError for a bad one, before any I/O. Infrastructure
+// failures throw (error.hpp); every expected answer is a value.
 class LockService {
 public:
     virtual ~LockService() = default;
     // One attempt (Laravel's get()).
     virtual AcquireResult try_acquire(std::string_view key, Millis ttl) = 0;
     // Waits until the lock is free or `wait` runs out (Laravel's block()); wait_forever waits.
+    // Waiting is pushed by the store (a release wakes a waiter), never a fixed poll.
     virtual AcquireResult block(std::string_view key, Millis ttl, Millis wait) = 0;
     virtual OwnerCheck release(std::string_view key, std::string_view token) = 0;
     virtual OwnerCheck extend(std::string_view key, std::string_view token, Millis ttl) = 0;
     virtual ForceReleaseResult force_release(std::string_view key) = 0;
     virtual LockStatus status(std::string_view key) = 0;
-};
-
-// Locks on one Redis server. Every operation is one script: one round trip.
-class RedisLock final : public LockService {
-public:
-    RedisLock(const redis::Options& options, std::string prefix);
-
-    AcquireResult try_acquire(std::string_view key, Millis ttl) override;
-    AcquireResult block(std::string_view key, Millis ttl, Millis wait) override;
-    OwnerCheck release(std::string_view key, std::string_view token) override;
-    OwnerCheck extend(std::string_view key, std::string_view token, Millis ttl) override;
-    ForceReleaseResult force_release(std::string_view key) override;
-    LockStatus status(std::string_view key) override;
-
-private:
-    AcquireResult try_acquire_with_token(const LockKeys& keys, const std::string& token,
-                                         Millis ttl);
-
-    std::string prefix_;
-    redis::Connection connection_;
+    // The name under which this lock's fencing tokens are known to the resources it guards
+    // (the ledger's fence rows): unique per lock store namespace, so two namespaces sharing one
+    // ledger never share fences.
+    virtual std::string fence_resource(std::string_view key) const = 0;
 };
 
 } // namespace dlock

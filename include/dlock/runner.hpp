@@ -8,6 +8,8 @@
 
 #include "dlock/duration.hpp"
 #include "dlock/lock.hpp"
+#include "dlock/redis.hpp"
+#include "dlock/scoped_lease.hpp"
 
 #include <functional>
 #include <memory>
@@ -37,9 +39,9 @@ using LockConnector = std::function<std::unique_ptr<LockService>(Millis timeout)
 
 struct RunHooks {
     LockConnector connect;
-    Millis timeout{3'000}; // the configured Redis timeout
+    Millis timeout = redis::default_timeout; // the configured Redis timeout
     // One-line messages while the command runs (renewal trouble, lost lock, release failure).
-    std::function<void(const std::string&)> notice;
+    Notice notice;
 };
 
 // How a run ended; one value from a closed set, mapped to exit codes by the CLI.
@@ -55,7 +57,7 @@ struct RunResult {
     RunOutcome outcome = RunOutcome::exited;
     int status = 0;             // exited: its exit code, or 128+N if signal N killed it
     std::optional<Lease> lease; // set once the lock was taken
-    Millis holder_ttl{0};       // busy: what was left of the holder's lease
+    Remaining holder_ttl;       // busy: what was left of the holder's lease
     std::string detail;         // not_found, not_executable, lost: a one-line reason
 };
 

@@ -20,6 +20,14 @@ void add_global_options(CLI::App& app, GlobalOptions& global) {
     app.add_option("--prefix", global.prefix, "Namespace for every Redis key")
         ->type_name("PREFIX")
         ->envname("DLOCK_PREFIX")
+        ->check(non_empty)
+        ->check(CLI::Validator(
+            [](std::string& value) {
+                return value.rfind('-', 0) == 0
+                           ? "'" + value + "' looks like an option, not a prefix"
+                           : std::string();
+            },
+            "", "not-an-option"))
         ->capture_default_str();
     app.add_flag("--json", global.json, "Print exactly one JSON object on stdout");
     app.add_option("-E,--conflict-exit-code", global.conflict_exit_code,
@@ -33,21 +41,25 @@ void add_global_options(CLI::App& app, GlobalOptions& global) {
         ->capture_default_str();
 }
 
-redis::Options redis_options(const GlobalOptions& global) {
-    redis::Options options;
-    options.url = redis::parse_url(global.redis_url);
-    options.timeout = parse_positive_duration(global.timeout);
-    if (!options.url.password) {
-        if (const char* password = std::getenv("DLOCK_REDIS_PASSWORD"); password && *password)
-            options.url.password = password;
-    }
-    return options;
+LockConfig lock_config(const GlobalOptions& global) {
+    LockConfig config;
+    config.url = global.redis_url;
+    config.timeout = parse_positive_duration(global.timeout);
+    config.prefix = global.prefix;
+    if (const char* password = std::getenv("DLOCK_REDIS_PASSWORD"); password && *password)
+        config.password = password;
+    return config;
 }
 
-std::unique_ptr<LockService> connect_lock_service(const GlobalOptions& global) {
-    validate_prefix(global.prefix);
-    return std::make_unique<RedisLock>(redis_options(global), global.prefix);
+std::unique_ptr<LockService> open_locks(const GlobalOptions& global) {
+    return open_lock_service(lock_config(global));
 }
+
+const CLI::Validator non_empty{[](std::string& value) {
+                                   return value.empty() ? std::string("must not be empty")
+                                                        : std::string();
+                               },
+                               "", "non-empty"};
 
 CLI::Option* add_key_argument(CLI::App& command, std::string& key) {
     return command
@@ -149,6 +161,25 @@ int Reporter::refuse(nlohmann::json result, const std::string& message, int code
 
 void Reporter::warn(const std::string& message) const {
     std::cerr << "dlock: " << printable(message) << '\n';
+}
+
+Notice Reporter::notice() const {
+    return [](const std::string& message) {
+        Reporter(false).warn(message);
+    };
+}
+
+std::string in_quotes(std::string_view text) {
+    return "'" + std::string(text) + "'";
+}
+
+std::string when_free(const Remaining& ttl) {
+    return ttl ? "free in " + format_duration(*ttl) + " at the latest"
+               : "held without a TTL: it never frees by itself; see 'dlock force-release'";
+}
+
+nlohmann::json ttl_ms_json(const Remaining& ttl) {
+    return ttl ? nlohmann::json(ttl->count()) : nlohmann::json(nullptr);
 }
 
 int report_error(const std::string& message, int code, bool json) {

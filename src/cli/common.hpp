@@ -1,8 +1,8 @@
-// What every subcommand shares: global options, connecting, and reporting outcomes.
+// What every subcommand shares: global options, opening the backends, reporting outcomes.
 #pragma once
 
-#include "dlock/lock.hpp"
-#include "dlock/redis.hpp"
+#include "dlock/backends.hpp"
+#include "dlock/scoped_lease.hpp"
 
 #include <CLI/CLI.hpp>
 #include <memory>
@@ -14,11 +14,11 @@ namespace dlock::cli {
 
 struct GlobalOptions {
     std::string redis_url{redis::default_url};
-    std::string timeout = "3s";
+    std::string timeout = duration_text(redis::default_timeout);
     std::string prefix{default_prefix};
     bool json = false;
     int conflict_exit_code = exit_code::conflict;
-    std::string db = "dlock-ledger.db"; // the ledger file; only ledger commands open it
+    std::string db = "dlock-ledger.db"; // the ledger; only ledger commands open it
 };
 
 // The parsed command line and the exit code the subcommand that ran decided on.
@@ -29,12 +29,15 @@ struct Invocation {
 
 void add_global_options(CLI::App& app, GlobalOptions& global);
 
-// Parses --redis and --timeout; the password may also come from DLOCK_REDIS_PASSWORD.
-redis::Options redis_options(const GlobalOptions& global);
-std::unique_ptr<LockService> connect_lock_service(const GlobalOptions& global);
+// Where locks live, from --redis, --timeout, --prefix and DLOCK_REDIS_PASSWORD.
+LockConfig lock_config(const GlobalOptions& global);
+std::unique_ptr<LockService> open_locks(const GlobalOptions& global);
 
-// The required KEY positional; commands validate it with validate_key before any Redis call.
+// The required KEY positional.
 CLI::Option* add_key_argument(CLI::App& command, std::string& key);
+
+// Refuses an empty value: CLI11 would otherwise take the next word for `--option=`.
+extern const CLI::Validator non_empty;
 
 // Prints outcomes: results on stdout (text or one JSON object), messages on stderr
 // prefixed "dlock: ". Every method returns the exit code it was given, for `return`.
@@ -49,6 +52,8 @@ public:
     int refuse(nlohmann::json result, const std::string& message, int code) const;
     // A warning on stderr that changes nothing else.
     void warn(const std::string& message) const;
+    // warn() as a Notice for the library.
+    Notice notice() const;
 
 private:
     bool json_;
@@ -62,5 +67,13 @@ std::string printable(std::string_view message);
 
 // Reports a failure that ended the command (an exception or a parse error).
 int report_error(const std::string& message, int code, bool json);
+
+std::string in_quotes(std::string_view text);
+
+// When a holder's lock frees by itself, for messages: "free in 4.2s at the latest", or that a
+// key without a TTL never does.
+std::string when_free(const Remaining& ttl);
+// "ttl_ms" in JSON: the milliseconds left, or null for a key without a TTL.
+nlohmann::json ttl_ms_json(const Remaining& ttl);
 
 } // namespace dlock::cli

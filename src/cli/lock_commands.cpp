@@ -1,22 +1,12 @@
 // acquire, block, release, force-release, extend, status.
-#include "cli/commands.hpp"
-#include "cli/common.hpp"
+//
+// Each command checks its arguments before it connects, so a usage error never touches Redis.
+#include "cli/lock_commands.hpp"
 
 namespace dlock::cli {
 namespace {
 
 using nlohmann::json;
-
-std::string in_quotes(std::string_view key) {
-    return "'" + std::string(key) + "'";
-}
-
-struct LockOptions {
-    std::string key;
-    std::string ttl = "10s";
-    std::string wait = "5s";
-    std::string owner;
-};
 
 json lease_json(std::string_view key, const Lease& lease) {
     return {{"status", "acquired"},
@@ -30,35 +20,8 @@ int report_acquired(const Reporter& reporter, std::string_view key, const Lease&
     return reporter.ok(lease_json(key, lease), lease.token);
 }
 
-json busy_json(std::string_view key, Millis holder_ttl) {
-    return {{"status", "busy"}, {"key", key}, {"ttl_ms", holder_ttl.count()}};
-}
-
-int acquire(const Invocation& inv, const LockOptions& opts) {
-    const Reporter reporter(inv.global.json);
-    validate_key(opts.key);
-    const Millis ttl = parse_positive_duration(opts.ttl);
-    const AcquireResult result = connect_lock_service(inv.global)->try_acquire(opts.key, ttl);
-    if (result.acquired())
-        return report_acquired(reporter, opts.key, *result.lease);
-    return reporter.refuse(busy_json(opts.key, result.holder_ttl),
-                           "lock " + in_quotes(opts.key) + " is held by another owner (free in " +
-                               format_duration(result.holder_ttl) + " at the latest)",
-                           inv.global.conflict_exit_code);
-}
-
-int block(const Invocation& inv, const LockOptions& opts) {
-    const Reporter reporter(inv.global.json);
-    validate_key(opts.key);
-    const Millis ttl = parse_positive_duration(opts.ttl);
-    const Millis wait = parse_wait(opts.wait);
-    const AcquireResult result = connect_lock_service(inv.global)->block(opts.key, ttl, wait);
-    if (result.acquired())
-        return report_acquired(reporter, opts.key, *result.lease);
-    return reporter.refuse(busy_json(opts.key, result.holder_ttl),
-                           "lock busy, try again later (" + in_quotes(opts.key) +
-                               " still held after waiting " + format_duration(wait) + ")",
-                           inv.global.conflict_exit_code);
+json busy_json(std::string_view key, const Remaining& holder_ttl) {
+    return {{"status", "busy"}, {"key", key}, {"ttl_ms", ttl_ms_json(holder_ttl)}};
 }
 
 // release and extend refuse alike when the token does not own the lock.
@@ -81,46 +44,78 @@ int report_owner_check(const Reporter& reporter, std::string_view key, OwnerChec
                            exit_code::refused);
 }
 
-int release(const Invocation& inv, const LockOptions& opts) {
+} // namespace
+
+int acquire(const Invocation& inv, const LockCommandOptions& opts) {
+    const Reporter reporter(inv.global.json);
+    validate_key(opts.key);
+    const Millis ttl = parse_positive_duration(opts.ttl);
+    const AcquireResult result = open_locks(inv.global)->try_acquire(opts.key, ttl);
+    if (result.acquired())
+        return report_acquired(reporter, opts.key, *result.lease);
+    return reporter.refuse(busy_json(opts.key, result.holder_ttl),
+                           "lock " + in_quotes(opts.key) + " is held by another owner (" +
+                               when_free(result.holder_ttl) + ")",
+                           inv.global.conflict_exit_code);
+}
+
+int block(const Invocation& inv, const LockCommandOptions& opts) {
+    const Reporter reporter(inv.global.json);
+    validate_key(opts.key);
+    const Millis ttl = parse_positive_duration(opts.ttl);
+    const Millis wait = parse_wait(opts.wait);
+    const AcquireResult result = open_locks(inv.global)->block(opts.key, ttl, wait);
+    if (result.acquired())
+        return report_acquired(reporter, opts.key, *result.lease);
+    return reporter.refuse(busy_json(opts.key, result.holder_ttl),
+                           "lock busy, try again later (" + in_quotes(opts.key) +
+                               " still held after waiting " + format_duration(wait) + ")",
+                           inv.global.conflict_exit_code);
+}
+
+int release(const Invocation& inv, const LockCommandOptions& opts) {
     validate_key(opts.key);
     validate_token(opts.owner);
-    const OwnerCheck check = connect_lock_service(inv.global)->release(opts.key, opts.owner);
+    const OwnerCheck check = open_locks(inv.global)->release(opts.key, opts.owner);
     return report_owner_check(Reporter(inv.global.json), opts.key, check, "released", "released");
 }
 
-int extend(const Invocation& inv, const LockOptions& opts) {
+int extend(const Invocation& inv, const LockCommandOptions& opts) {
     validate_key(opts.key);
     validate_token(opts.owner);
     const Millis ttl = parse_positive_duration(opts.ttl);
-    const OwnerCheck check = connect_lock_service(inv.global)->extend(opts.key, opts.owner, ttl);
+    const OwnerCheck check = open_locks(inv.global)->extend(opts.key, opts.owner, ttl);
     return report_owner_check(Reporter(inv.global.json), opts.key, check, "extended", "extended");
 }
 
-int force_release(const Invocation& inv, const LockOptions& opts) {
+int force_release(const Invocation& inv, const LockCommandOptions& opts) {
     const Reporter reporter(inv.global.json);
     validate_key(opts.key);
-    const ForceReleaseResult result = connect_lock_service(inv.global)->force_release(opts.key);
+    const ForceReleaseResult result = open_locks(inv.global)->force_release(opts.key);
     if (!result.holder)
         return reporter.ok({{"status", "free"}, {"key", opts.key}},
                            "lock " + in_quotes(opts.key) + " was not held");
-    return reporter.ok({{"status", "released"},
-                        {"key", opts.key},
-                        {"holder", *result.holder},
-                        {"ttl_ms", result.ttl.count()}},
-                       "released lock " + in_quotes(opts.key) + " (held by " + *result.holder +
-                           ", " + format_duration(result.ttl) + " left)");
+    return reporter.ok(
+        {{"status", "released"},
+         {"key", opts.key},
+         {"holder", *result.holder},
+         {"ttl_ms", ttl_ms_json(result.ttl)}},
+        "released lock " + in_quotes(opts.key) + " (held by " + *result.holder + ", " +
+            (result.ttl ? format_duration(*result.ttl) + " left" : "without a TTL") + ")");
 }
 
-int status(const Invocation& inv, const LockOptions& opts) {
+int status(const Invocation& inv, const LockCommandOptions& opts) {
     const Reporter reporter(inv.global.json);
     validate_key(opts.key);
-    const LockStatus state = connect_lock_service(inv.global)->status(opts.key);
+    const LockStatus state = open_locks(inv.global)->status(opts.key);
     json result{{"status", state.holder ? "held" : "free"}, {"key", opts.key}};
     std::string text = "key:    " + opts.key + "\nstate:  " + (state.holder ? "held" : "free");
     if (state.holder) {
         result["holder"] = *state.holder;
-        result["ttl_ms"] = state.ttl.count();
-        text += "\nholder: " + *state.holder + "\nttl_ms: " + std::to_string(state.ttl.count());
+        result["ttl_ms"] = ttl_ms_json(state.ttl);
+        text += "\nholder: " + *state.holder + "\nttl_ms: " +
+                (state.ttl ? std::to_string(state.ttl->count())
+                           : "none (" + when_free(state.ttl) + ")");
     }
     result["fence"] = state.fence ? json(*state.fence) : json(nullptr);
     text += "\nfence:  " + (state.fence ? std::to_string(*state.fence) : std::string("none"));
@@ -128,24 +123,27 @@ int status(const Invocation& inv, const LockOptions& opts) {
     return state.holder ? exit_code::ok : exit_code::refused;
 }
 
-CLI::Option* add_ttl(CLI::App& command, LockOptions& opts, const std::string& what) {
+namespace {
+
+CLI::Option* add_ttl(CLI::App& command, LockCommandOptions& opts, const std::string& what) {
     return command.add_option("--ttl", opts.ttl, what)->type_name("DUR")->capture_default_str();
 }
 
-CLI::Option* add_owner(CLI::App& command, LockOptions& opts) {
+CLI::Option* add_owner(CLI::App& command, LockCommandOptions& opts) {
     return command.add_option("--owner", opts.owner, "Owner token that acquire/block printed")
         ->type_name("TOKEN")
         ->envname("DLOCK_OWNER")
         ->required();
 }
 
-using LockCommand = int (*)(const Invocation&, const LockOptions&);
+using LockCommand = int (*)(const Invocation&, const LockCommandOptions&);
 
 // A subcommand taking KEY; its callback owns the options CLI11 parses into.
-std::pair<CLI::App*, LockOptions*> add_lock_command(CLI::App& app, Invocation& inv,
-                                                    const std::string& name,
-                                                    const std::string& help, LockCommand run) {
-    auto opts = std::make_shared<LockOptions>();
+std::pair<CLI::App*, LockCommandOptions*> add_lock_command(CLI::App& app, Invocation& inv,
+                                                           const std::string& name,
+                                                           const std::string& help,
+                                                           LockCommand run) {
+    auto opts = std::make_shared<LockCommandOptions>();
     auto* command = app.add_subcommand(name, help);
     add_key_argument(*command, opts->key);
     command->callback([&inv, opts, run] { inv.exit_code = run(inv, *opts); });
@@ -155,12 +153,6 @@ std::pair<CLI::App*, LockOptions*> add_lock_command(CLI::App& app, Invocation& i
 constexpr const char* lease_help = "Lease length (DUR); the lock frees itself after it";
 
 } // namespace
-
-Millis parse_wait(std::string_view text) {
-    if (text == "inf" || text == "forever")
-        return wait_forever;
-    return parse_duration(text);
-}
 
 void setup_lock_commands(CLI::App& app, Invocation& inv) {
     auto [cmd, opts] = add_lock_command(

@@ -1,6 +1,5 @@
 // dlock: distributed locks for shell scripts, cron jobs and operators.
-#include "cli/commands.hpp"
-#include "cli/common.hpp"
+#include "cli/app.hpp"
 
 #include <cstring>
 #include <exception>
@@ -45,8 +44,6 @@ int main(int argc, char** argv) {
                  "executable/found, else the command's own status (128+N if killed by signal N).",
                  "dlock"};
     app.set_version_flag("--version", std::string("dlock ") + DLOCK_VERSION);
-    app.require_subcommand(1);
-    app.fallthrough(); // global options may also follow the subcommand
     app.footer(
         "Global options (--redis, --timeout, --prefix, --json, -E, --db) may come before or\n"
         "after the subcommand. 'dlock SUBCOMMAND --help' shows a subcommand's own options.\n"
@@ -54,11 +51,10 @@ int main(int argc, char** argv) {
         "DLOCK_DB (the ledger file; default ./dlock-ledger.db).");
 
     cli::Invocation inv;
-    cli::add_global_options(app, inv.global);
-    cli::setup_ledger_commands(app, inv);
-    cli::setup_lock_commands(app, inv);
-    cli::setup_run_command(app, inv);
+    cli::add_commands(app, inv);
 
+    if (const auto mistake = cli::empty_equals_value(argc, argv))
+        return cli::report_error(*mistake, exit_code::usage, wants_json(argc, argv));
     try {
         app.parse(argc, argv);
         return inv.exit_code;

@@ -1,26 +1,9 @@
-// run: hold a lock while a command runs (the library's run_locked does the work).
-#include "cli/commands.hpp"
-#include "cli/common.hpp"
-#include "dlock/runner.hpp"
+#include "cli/run_command.hpp"
 
 namespace dlock::cli {
-namespace {
 
-using nlohmann::json;
-
-struct RunOptions {
-    std::string key;
-    std::string ttl = "10s";
-    std::string wait = "5s";
-    bool nonblock = false;
-    std::string kill_grace = "5s";
-    std::string shell_command;
-    CLI::Option* shell_option = nullptr;
-    std::vector<std::string> command;
-};
-
-std::vector<std::string> command_argv(const RunOptions& opts) {
-    const bool shell = opts.shell_option->count() > 0;
+std::vector<std::string> command_argv(const RunCommandOptions& opts) {
+    const bool shell = opts.shell;
     if (shell && !opts.command.empty())
         throw UsageError("give either -c 'shell command' or -- CMD [ARGS...], not both");
     if (shell)
@@ -30,8 +13,7 @@ std::vector<std::string> command_argv(const RunOptions& opts) {
     return opts.command;
 }
 
-int run(const Invocation& inv, const RunOptions& opts) {
-    const Reporter reporter(inv.global.json);
+RunSpec run_spec(const RunCommandOptions& opts) {
     RunSpec spec;
     spec.key = opts.key;
     validate_key(spec.key);
@@ -39,19 +21,22 @@ int run(const Invocation& inv, const RunOptions& opts) {
     spec.wait = opts.nonblock ? Millis{0} : parse_wait(opts.wait);
     spec.kill_grace = parse_duration(opts.kill_grace);
     spec.argv = command_argv(opts);
+    return spec;
+}
 
-    validate_prefix(inv.global.prefix);
-    const redis::Options redis = redis_options(inv.global);
+int run(const Invocation& inv, const RunCommandOptions& opts) {
+    const Reporter reporter(inv.global.json);
+    const RunSpec spec = run_spec(opts);
+    const LockConfig config = lock_config(inv.global);
+    validate_prefix(config.prefix);
     RunHooks hooks;
-    hooks.timeout = redis.timeout;
-    hooks.connect = [&redis, &inv](Millis timeout) -> std::unique_ptr<LockService> {
-        redis::Options options = redis;
-        options.timeout = timeout;
-        return std::make_unique<RedisLock>(options, inv.global.prefix);
+    hooks.timeout = config.timeout;
+    hooks.connect = [&config](Millis timeout) {
+        LockConfig renewal = config;
+        renewal.timeout = timeout;
+        return open_lock_service(renewal);
     };
-    hooks.notice = [&reporter](const std::string& message) {
-        reporter.warn(message);
-    };
+    hooks.notice = reporter.notice();
 
     const RunResult result = run_locked(spec, hooks);
     switch (result.outcome) {
@@ -59,10 +44,10 @@ int run(const Invocation& inv, const RunOptions& opts) {
         return result.status;
     case RunOutcome::busy:
         return reporter.refuse(
-            {{"status", "busy"}, {"key", spec.key}, {"ttl_ms", result.holder_ttl.count()}},
+            {{"status", "busy"}, {"key", spec.key}, {"ttl_ms", ttl_ms_json(result.holder_ttl)}},
             spec.wait.count() <= 0
-                ? "lock '" + spec.key + "' is held by another owner (free in " +
-                      format_duration(result.holder_ttl) + " at the latest); command not run"
+                ? "lock '" + spec.key + "' is held by another owner (" +
+                      when_free(result.holder_ttl) + "); command not run"
                 : "lock busy, try again later ('" + spec.key + "' still held after waiting " +
                       format_duration(spec.wait) + "); command not run",
             inv.global.conflict_exit_code);
@@ -79,10 +64,8 @@ int run(const Invocation& inv, const RunOptions& opts) {
                            exit_code::command_not_executable);
 }
 
-} // namespace
-
 void setup_run_command(CLI::App& app, Invocation& inv) {
-    auto opts = std::make_shared<RunOptions>();
+    auto opts = std::make_shared<RunCommandOptions>();
     auto* cmd = app.add_subcommand(
         "run", "Run a command while holding KEY, renewing the lease while it runs");
     cmd->footer("Usage: dlock run KEY [options] -- CMD [ARGS...]\n"
@@ -96,7 +79,7 @@ void setup_run_command(CLI::App& app, Invocation& inv) {
     add_key_argument(*cmd, opts->key);
     cmd->add_option("CMD", opts->command, "The command and its arguments (after --)")
         ->type_name("ARG");
-    opts->shell_option =
+    auto* shell =
         cmd->add_option("-c", opts->shell_command, "Run this with /bin/sh -c instead of CMD")
             ->type_name("COMMAND");
     cmd->add_option("--ttl", opts->ttl,
@@ -113,7 +96,10 @@ void setup_run_command(CLI::App& app, Invocation& inv) {
                     "After SIGTERM to the command's group, wait this long before SIGKILL")
         ->type_name("DUR")
         ->capture_default_str();
-    cmd->callback([&inv, opts] { inv.exit_code = run(inv, *opts); });
+    cmd->callback([&inv, opts, shell] {
+        opts->shell = shell->count() > 0;
+        inv.exit_code = run(inv, *opts);
+    });
 }
 
 } // namespace dlock::cli

@@ -1,5 +1,5 @@
 // Fuzz target: key validation, and the one-hash-tag property of every valid key's names.
-#include "dlock/lock.hpp"
+#include "dlock/redis_lock.hpp"
 
 #include <cstddef>
 #include <cstdint>

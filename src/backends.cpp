@@ -1,0 +1,97 @@
+#include "dlock/backends.hpp"
+
+#include "dlock/redis_lock.hpp"
+
+#include <array>
+
+namespace dlock {
+namespace {
+
+std::string_view scheme_of(std::string_view location) {
+    const std::size_t end = location.find("://");
+    return end == std::string_view::npos ? std::string_view{} : location.substr(0, end);
+}
+
+// ----- lock stores -----
+
+redis::Options redis_options(const LockConfig& config) {
+    redis::Options options;
+    options.url = redis::parse_url(config.url);
+    options.timeout = config.timeout;
+    if (!options.url.password)
+        options.url.password = config.password;
+    return options;
+}
+
+std::unique_ptr<LockService> open_redis_lock(const LockConfig& config) {
+    return std::make_unique<RedisLock>(redis_options(config), config.prefix);
+}
+
+std::string redis_fence_resource(const LockConfig& config, std::string_view key) {
+    validate_prefix(config.prefix);
+    validate_key(key);
+    return lock_keys(config.prefix, key).lock;
+}
+
+struct LockBackend {
+    std::string_view scheme;
+    std::unique_ptr<LockService> (*open)(const LockConfig&);
+    std::string (*fence_resource)(const LockConfig&, std::string_view key);
+};
+
+constexpr std::array lock_backends{
+    LockBackend{"redis", open_redis_lock, redis_fence_resource},
+    LockBackend{"unix", open_redis_lock, redis_fence_resource},
+};
+
+const LockBackend& lock_backend(const LockConfig& config) {
+    const std::string_view scheme = scheme_of(config.url);
+    for (const LockBackend& backend : lock_backends)
+        if (backend.scheme == scheme)
+            return backend;
+    // parse_url refuses it with the usual message, naming the URL forms it accepts.
+    redis::parse_url(config.url);
+    throw InternalError("no lock backend for URL scheme '" + std::string(scheme) + "'");
+}
+
+// ----- ledgers -----
+
+std::unique_ptr<Ledger> open_sqlite_ledger(const std::string& path, const LedgerOptions& options) {
+    if (path.empty())
+        throw UsageError("--db needs a file path");
+    // This SQLite understands URIs and ':memory:'; a ledger is always a plain file.
+    if (path == ":memory:" || path.rfind("file:", 0) == 0)
+        throw UsageError("--db '" + path + "' is not a plain file path (write ./" + path +
+                         " for a file of that name)");
+    return std::make_unique<SqliteLedger>(path, options.sqlite);
+}
+
+struct LedgerBackend {
+    std::string_view scheme; // empty: a plain path
+    std::unique_ptr<Ledger> (*open)(const std::string& location, const LedgerOptions&);
+};
+
+constexpr std::array ledger_backends{
+    LedgerBackend{"", open_sqlite_ledger},
+};
+
+} // namespace
+
+std::unique_ptr<LockService> open_lock_service(const LockConfig& config) {
+    return lock_backend(config).open(config);
+}
+
+std::string fence_resource(const LockConfig& config, std::string_view key) {
+    return lock_backend(config).fence_resource(config, key);
+}
+
+std::unique_ptr<Ledger> open_ledger(const std::string& location, const LedgerOptions& options) {
+    const std::string_view scheme = scheme_of(location);
+    for (const LedgerBackend& backend : ledger_backends)
+        if (backend.scheme == scheme)
+            return backend.open(location, options);
+    throw UsageError("--db '" + std::string(scheme) +
+                     "://...' is not a ledger dlock can open (give a file path for SQLite)");
+}
+
+} // namespace dlock

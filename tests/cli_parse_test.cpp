@@ -1,0 +1,112 @@
+// The command line parsed in-process, as CLI11's own tests do: option rules and the parsing of
+// options into library requests, without starting dlock or touching Redis or a ledger.
+#include "cli/app.hpp"
+#include "cli/ledger_commands.hpp"
+#include "cli/lock_commands.hpp"
+#include "cli/run_command.hpp"
+
+#include <doctest/doctest.h>
+#include <string>
+#include <vector>
+
+using namespace dlock;
+using namespace dlock::cli;
+
+namespace {
+
+// Parses `args` (after the program name) with the full command tree. Valid arguments would run
+// the subcommand, so only refusals are parsed this way.
+void parse(std::vector<std::string> args) {
+    CLI::App app{"dlock", "dlock"};
+    Invocation inv;
+    add_commands(app, inv);
+    std::reverse(args.begin(), args.end()); // CLI11 takes them last to first
+    app.parse(args);
+}
+
+} // namespace
+
+TEST_CASE("--fence and --lock-key need each other and exclude taking the lock or --no-lock") {
+    const std::vector<std::string> withdraw{"withdraw", "--account", "1", "--amount", "1"};
+    const auto with = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = withdraw;
+        args.insert(args.end(), extra.begin(), extra.end());
+        return args;
+    };
+    CHECK_THROWS_AS(parse(with({"--fence", "5"})), CLI::RequiresError);
+    CHECK_THROWS_AS(parse(with({"--lock-key", "k"})), CLI::RequiresError);
+    CHECK_THROWS_AS(parse(with({"--fence", "5", "--lock-key", "k", "--wait", "1s"})),
+                    CLI::ExcludesError);
+    CHECK_THROWS_AS(parse(with({"--no-lock", "--fence", "5", "--lock-key", "k"})),
+                    CLI::ExcludesError);
+    CHECK_THROWS_AS(parse(with({"--no-lock", "--idempotency-key", "x"})), CLI::ExcludesError);
+    CHECK_THROWS_AS(parse(with({"--fence", "", "--lock-key", "k"})), CLI::ValidationError);
+}
+
+TEST_CASE("a fence given on the command line guards the lock's full name in its namespace") {
+    GlobalOptions global;
+    LedgerCommandOptions opts;
+    CHECK_FALSE(external_fence(global, opts).has_value());
+    opts.fence = "42";
+    opts.lock_key = "withdraw_funds_user_1";
+    const auto fence = external_fence(global, opts);
+    REQUIRE(fence.has_value());
+    CHECK(fence->token == 42);
+    CHECK(fence->resource == "dlock:{withdraw_funds_user_1}");
+    global.prefix = "app:";
+    CHECK(external_fence(global, opts)->resource == "app:{withdraw_funds_user_1}");
+
+    for (const std::string bad : {"0", "-1", "x", "1.5"}) {
+        opts.fence = bad;
+        CHECK_THROWS_AS(external_fence(global, opts), UsageError);
+    }
+    opts.fence = "1";
+    opts.lock_key = std::string(300, 'k');
+    CHECK_THROWS_AS(external_fence(global, opts), UsageError);
+    opts.lock_key.clear();
+    CHECK_THROWS_AS(external_fence(global, opts), UsageError);
+}
+
+TEST_CASE("the command line's defaults are the library's") {
+    CHECK(parse_duration(LockCommandOptions{}.ttl) == default_ttl);
+    CHECK(parse_wait(LockCommandOptions{}.wait) == default_wait);
+    CHECK(parse_duration(LedgerCommandOptions{}.ttl) == default_ttl);
+    CHECK(parse_wait(LedgerCommandOptions{}.wait) == default_wait);
+    CHECK(parse_duration(RunCommandOptions{}.ttl) == default_ttl);
+    CHECK(parse_duration(RunCommandOptions{}.kill_grace) == default_kill_grace);
+    CHECK(parse_duration(GlobalOptions{}.timeout) == redis::default_timeout);
+    CHECK(GlobalOptions{}.prefix == default_prefix);
+    const LedgerOptions ledger = ledger_options(LedgerCommandOptions{});
+    CHECK(ledger.sqlite.busy_timeout == SqliteLedgerOptions{}.busy_timeout);
+    CHECK(ledger.sqlite.retry_deadline == SqliteLedgerOptions{}.retry_deadline);
+}
+
+TEST_CASE("run takes either a command or -c, and -n means one attempt") {
+    RunCommandOptions opts;
+    opts.key = "job";
+    CHECK_THROWS_AS(run_spec(opts), UsageError); // nothing to run
+    opts.command = {"true"};
+    CHECK(run_spec(opts).argv == std::vector<std::string>{"true"});
+    CHECK(run_spec(opts).wait == default_wait);
+    opts.shell = true;
+    CHECK_THROWS_AS(run_spec(opts), UsageError); // both
+    opts.command.clear();
+    opts.shell_command = "echo hi";
+    CHECK(run_spec(opts).argv == std::vector<std::string>{"/bin/sh", "-c", "echo hi"});
+    opts.nonblock = true;
+    CHECK(run_spec(opts).wait == Millis{0});
+    opts.key = "";
+    CHECK_THROWS_AS(run_spec(opts), UsageError);
+    CHECK_THROWS_AS(parse({"run", "job", "-n", "--wait", "1s", "--", "true"}), CLI::ExcludesError);
+}
+
+TEST_CASE("an empty or option-looking prefix is refused, not taken from the next word") {
+    const char* empty_equals[] = {"dlock", "--prefix=", "-n", "acquire", "job"};
+    const auto refused = empty_equals_value(5, empty_equals);
+    REQUIRE(refused.has_value());
+    CHECK(refused->find("--prefix=") != std::string::npos);
+    const char* after_dashdash[] = {"dlock", "run", "job", "--", "--x="};
+    CHECK_FALSE(empty_equals_value(5, after_dashdash).has_value());
+    CHECK_THROWS_AS(parse({"--prefix", "-n", "acquire", "job"}), CLI::ValidationError);
+    CHECK_THROWS_AS(parse({"--prefix", "", "acquire", "job"}), CLI::ValidationError);
+}
