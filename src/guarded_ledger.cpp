@@ -2,7 +2,9 @@
 
 #include "dlock/error.hpp"
 
+#include <array>
 #include <thread>
+#include <utility>
 
 namespace dlock {
 
@@ -14,55 +16,38 @@ std::string invoice_lock_key(InvoiceId invoice) {
     return std::string(invoice_lock_prefix) + std::to_string(invoice);
 }
 
+namespace {
+
+// Every ledger status is the outcome of the same name.
+constexpr std::array<std::pair<LedgerStatus, Outcome>, 9> ledger_outcomes{{
+    {LedgerStatus::ok, Outcome::ok},
+    {LedgerStatus::insufficient_funds, Outcome::insufficient_funds},
+    {LedgerStatus::duplicate, Outcome::duplicate},
+    {LedgerStatus::idempotency_conflict, Outcome::idempotency_conflict},
+    {LedgerStatus::stale_fence, Outcome::stale_fence},
+    {LedgerStatus::busy, Outcome::busy},
+    {LedgerStatus::paid, Outcome::paid},
+    {LedgerStatus::unknown_account, Outcome::unknown_account},
+    {LedgerStatus::unknown_invoice, Outcome::unknown_invoice},
+}};
+
+} // namespace
+
 Outcome outcome_of(LedgerStatus status) {
-    switch (status) {
-    case LedgerStatus::ok:
-        return Outcome::ok;
-    case LedgerStatus::insufficient_funds:
-        return Outcome::insufficient_funds;
-    case LedgerStatus::duplicate:
-        return Outcome::duplicate;
-    case LedgerStatus::idempotency_conflict:
-        return Outcome::idempotency_conflict;
-    case LedgerStatus::stale_fence:
-        return Outcome::stale_fence;
-    case LedgerStatus::busy:
-        return Outcome::busy;
-    case LedgerStatus::paid:
-        return Outcome::paid;
-    case LedgerStatus::unknown_account:
-        return Outcome::unknown_account;
-    case LedgerStatus::unknown_invoice:
-        return Outcome::unknown_invoice;
-    }
+    for (const auto& [ledger_status, outcome] : ledger_outcomes)
+        if (ledger_status == status)
+            return outcome;
     throw InternalError("ledger status out of range: " + std::to_string(static_cast<int>(status)));
 }
 
 std::string_view to_string(Outcome outcome) {
-    switch (outcome) {
-    case Outcome::lock_busy:
+    if (outcome == Outcome::lock_busy)
         return "busy";
-    case Outcome::processing:
+    if (outcome == Outcome::processing)
         return "processing";
-    case Outcome::ok:
-        return to_string(LedgerStatus::ok);
-    case Outcome::insufficient_funds:
-        return to_string(LedgerStatus::insufficient_funds);
-    case Outcome::duplicate:
-        return to_string(LedgerStatus::duplicate);
-    case Outcome::idempotency_conflict:
-        return to_string(LedgerStatus::idempotency_conflict);
-    case Outcome::stale_fence:
-        return to_string(LedgerStatus::stale_fence);
-    case Outcome::busy:
-        return to_string(LedgerStatus::busy);
-    case Outcome::paid:
-        return to_string(LedgerStatus::paid);
-    case Outcome::unknown_account:
-        return to_string(LedgerStatus::unknown_account);
-    case Outcome::unknown_invoice:
-        return to_string(LedgerStatus::unknown_invoice);
-    }
+    for (const auto& [ledger_status, same] : ledger_outcomes)
+        if (same == outcome)
+            return to_string(ledger_status);
     throw InternalError("outcome out of range: " + std::to_string(static_cast<int>(outcome)));
 }
 

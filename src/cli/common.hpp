@@ -36,6 +36,25 @@ std::unique_ptr<LockService> open_locks(const GlobalOptions& global);
 // The required KEY positional.
 CLI::Option* add_key_argument(CLI::App& command, std::string& key);
 
+// A subcommand whose callback owns the options CLI11 parses into and runs `run` on them,
+// recording its exit code in `inv`.
+template <typename Options>
+std::pair<CLI::App*, Options*> add_command(CLI::App& parent, Invocation& inv,
+                                           const std::string& name, const std::string& help,
+                                           int (*run)(const Invocation&, const Options&)) {
+    auto opts = std::make_shared<Options>();
+    auto* command = parent.add_subcommand(name, help);
+    command->callback([&inv, opts, run] { inv.exit_code = run(inv, *opts); });
+    return {command, opts.get()};
+}
+
+// The options of every command that takes a lock by KEY.
+struct KeyedLockOptions {
+    std::string key;
+    std::string ttl = duration_text(default_ttl);
+    std::string wait = duration_text(default_wait);
+};
+
 // Refuses an empty value: CLI11 would otherwise take the next word for `--option=`.
 extern const CLI::Validator non_empty;
 

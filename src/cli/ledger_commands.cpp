@@ -228,16 +228,12 @@ int process_invoice(const Invocation& inv, const LedgerCommandOptions& opts) {
 
 namespace {
 
-using LedgerCommand = int (*)(const Invocation&, const LedgerCommandOptions&);
-
-// A ledger subcommand; its callback owns the options CLI11 parses into.
-std::pair<CLI::App*, LedgerCommandOptions*> add_ledger_command(CLI::App& parent, Invocation& inv,
-                                                               const std::string& name,
-                                                               const std::string& help,
-                                                               LedgerCommand run) {
-    auto opts = std::make_shared<LedgerCommandOptions>();
-    auto* command = parent.add_subcommand(name, help);
-    command->callback([&inv, opts, run] { inv.exit_code = run(inv, *opts); });
+// A ledger subcommand, with the ledger backends' advanced options.
+std::pair<CLI::App*, LedgerCommandOptions*>
+add_ledger_command(CLI::App& parent, Invocation& inv, const std::string& name,
+                   const std::string& help,
+                   int (*run)(const Invocation&, const LedgerCommandOptions&)) {
+    const auto [command, opts] = add_command(parent, inv, name, help, run);
     command
         ->add_option("--db-busy-timeout", opts->busy_timeout,
                      "How long SQLite waits for the ledger's write lock per attempt (DUR)")
@@ -250,7 +246,7 @@ std::pair<CLI::App*, LedgerCommandOptions*> add_ledger_command(CLI::App& parent,
         ->type_name("DUR")
         ->group("Advanced")
         ->capture_default_str();
-    return {command, opts.get()};
+    return {command, opts};
 }
 
 CLI::Option* add_account(CLI::App& command, LedgerCommandOptions& opts) {

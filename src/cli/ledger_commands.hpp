@@ -26,8 +26,8 @@ struct LedgerCommandOptions {
     std::string fence; // empty: none
     std::string lock_key;
     std::int64_t limit = 20;
-    std::string busy_timeout = duration_text(SqliteLedgerOptions{}.busy_timeout);
-    std::string retry = duration_text(SqliteLedgerOptions{}.retry_deadline);
+    std::string busy_timeout = duration_text(LedgerOptions{}.sqlite.busy_timeout);
+    std::string retry = duration_text(LedgerOptions{}.sqlite.retry_deadline);
 };
 
 // --idempotency-key, validated; nullopt when not given.
@@ -38,13 +38,16 @@ std::optional<Fence> external_fence(const GlobalOptions& global, const LedgerCom
 // The backends' settings from the ledger's advanced options.
 LedgerOptions ledger_options(const LedgerCommandOptions& opts);
 
+// Writes; withdraw and process_invoice take the lesson's locks.
 int deposit(const Invocation& inv, const LedgerCommandOptions& opts);
 int withdraw(const Invocation& inv, const LedgerCommandOptions& opts);
+int create_invoice(const Invocation& inv, const LedgerCommandOptions& opts);
+int process_invoice(const Invocation& inv, const LedgerCommandOptions& opts);
+
+// Reads.
 int balance(const Invocation& inv, const LedgerCommandOptions& opts);
 int history(const Invocation& inv, const LedgerCommandOptions& opts);
 int verify(const Invocation& inv, const LedgerCommandOptions& opts);
-int create_invoice(const Invocation& inv, const LedgerCommandOptions& opts);
-int process_invoice(const Invocation& inv, const LedgerCommandOptions& opts);
 
 void setup_ledger_commands(CLI::App& app, Invocation& inv);
 

@@ -136,18 +136,13 @@ CLI::Option* add_owner(CLI::App& command, LockCommandOptions& opts) {
         ->required();
 }
 
-using LockCommand = int (*)(const Invocation&, const LockCommandOptions&);
-
-// A subcommand taking KEY; its callback owns the options CLI11 parses into.
-std::pair<CLI::App*, LockCommandOptions*> add_lock_command(CLI::App& app, Invocation& inv,
-                                                           const std::string& name,
-                                                           const std::string& help,
-                                                           LockCommand run) {
-    auto opts = std::make_shared<LockCommandOptions>();
-    auto* command = app.add_subcommand(name, help);
-    add_key_argument(*command, opts->key);
-    command->callback([&inv, opts, run] { inv.exit_code = run(inv, *opts); });
-    return {command, opts.get()};
+// A subcommand taking KEY.
+std::pair<CLI::App*, LockCommandOptions*>
+add_lock_command(CLI::App& app, Invocation& inv, const std::string& name, const std::string& help,
+                 int (*run)(const Invocation&, const LockCommandOptions&)) {
+    const auto added = add_command(app, inv, name, help, run);
+    add_key_argument(*added.first, added.second->key);
+    return added;
 }
 
 constexpr const char* lease_help = "Lease length (DUR); the lock frees itself after it";

@@ -8,17 +8,19 @@
 
 namespace dlock::cli {
 
-struct LockCommandOptions {
-    std::string key;
-    std::string ttl = duration_text(default_ttl);
-    std::string wait = duration_text(default_wait);
+struct LockCommandOptions : KeyedLockOptions {
     std::string owner;
 };
 
+// Take the lock: print the owner token, or refuse with 75 (-E N) when it is busy.
 int acquire(const Invocation& inv, const LockCommandOptions& opts);
 int block(const Invocation& inv, const LockCommandOptions& opts);
+
+// Only for the owner: exit 1 when the token does not own the lock.
 int release(const Invocation& inv, const LockCommandOptions& opts);
 int extend(const Invocation& inv, const LockCommandOptions& opts);
+
+// For operators, whoever holds the lock.
 int force_release(const Invocation& inv, const LockCommandOptions& opts);
 int status(const Invocation& inv, const LockCommandOptions& opts);
 

@@ -9,10 +9,7 @@
 
 namespace dlock::cli {
 
-struct RunCommandOptions {
-    std::string key;
-    std::string ttl = duration_text(default_ttl);
-    std::string wait = duration_text(default_wait);
+struct RunCommandOptions : KeyedLockOptions {
     bool nonblock = false;
     std::string kill_grace = duration_text(default_kill_grace);
     std::string shell_command;
