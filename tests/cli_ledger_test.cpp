@@ -446,6 +446,9 @@ TEST_CASE("verify exits 0 with one line, or 1 with one line per wrong account") 
     CHECK(report["mismatches"][0]["actual_cents"] == 1400);
     CHECK(report["mismatches"][0]["difference"] == "4.00");
     CHECK(report["mismatches"][0]["difference_cents"] == 400);
+    // A refusal like every other: the reason and the exit code in the object too.
+    CHECK(report["code"] == 1);
+    CHECK(report["error"].get<std::string>().find("does not balance") != std::string::npos);
 }
 
 TEST_CASE("invoice create prints the id; process charges once, then answers paid") {

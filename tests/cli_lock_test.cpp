@@ -170,6 +170,10 @@ TEST_CASE("usage errors exit 64 with one line on stderr and never touch Redis") 
         {"acquire", "job", "-E", "256"},
         {"acquire", "job", "--timeout", "0"},
         {"--prefix", "a{b", "acquire", "job"},
+        {"--prefix=", "-n", "acquire", "job"},
+        {"--prefix", "-n", "acquire", "job"},
+        {"--prefix", "", "acquire", "job"},
+        {"acquire", "job", "--ttl="},
     };
     for (const auto& args : cases) {
         CAPTURE(args);
@@ -235,4 +239,39 @@ TEST_CASE("--help and --version answer and exit 0") {
     }
     CHECK(run_dlock({"block", "--help"}).out.find("--wait") != std::string::npos);
     CHECK(run_dlock({"--version"}).out.rfind("dlock ", 0) == 0);
+}
+
+TEST_CASE("a key another client wrote without a TTL is shown as never freeing by itself") {
+    RedisServer server;
+    server.command({"SET", "dlock:{job}", "written-by-hand"});
+    const auto busy = run_dlock_at(server.url(), {"acquire", "job", "--json"});
+    CHECK(busy.exit_code == 75);
+    CHECK(busy.err.find("-1") == std::string::npos);
+    CHECK(busy.err.find("never frees by itself") != std::string::npos);
+    CHECK(json::parse(busy.out)["ttl_ms"].is_null());
+
+    const auto shown = run_dlock_at(server.url(), {"status", "job"});
+    CHECK(shown.exit_code == 0);
+    CHECK(shown.out.find("never frees by itself") != std::string::npos);
+    CHECK(shown.out.find("-1") == std::string::npos);
+    CHECK(json::parse(run_dlock_at(server.url(), {"status", "job", "--json"}).out)["ttl_ms"]
+              .is_null());
+
+    const auto freed = run_dlock_at(server.url(), {"force-release", "job"});
+    CHECK(freed.exit_code == 0);
+    CHECK(freed.out.find("without a TTL") != std::string::npos);
+}
+
+TEST_CASE("a fence counter someone overwrote is bad data (65) naming the key") {
+    RedisServer server;
+    server.command({"SET", "dlock:{job}:fence", "hello"});
+    for (const char* command : {"acquire", "status", "block"}) {
+        CAPTURE(command);
+        const auto result = run_dlock_at(server.url(), {command, "job"});
+        CHECK(result.exit_code == 65);
+        CHECK(line_count(result.err) == 1);
+        CHECK(result.err.find("dlock:{job}:fence") != std::string::npos);
+        CHECK(result.err.find("redis.call") == std::string::npos); // no script source
+    }
+    CHECK(server.command({"EXISTS", "dlock:{job}"}) == "0");
 }
