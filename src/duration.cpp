@@ -9,17 +9,13 @@ namespace {
 
 constexpr std::int64_t max_ms = max_duration.count();
 
-std::int64_t unit_in_ms(std::string_view unit) {
-    if (unit.empty() || unit == "s")
-        return 1000;
-    if (unit == "ms")
-        return 1;
-    if (unit == "m")
-        return 60 * 1000;
-    if (unit == "h")
-        return 60 * 60 * 1000;
-    return 0;
-}
+// Longest first: "ms" must be tried before "m".
+struct Unit {
+    std::string_view name;
+    std::int64_t ms;
+};
+constexpr Unit units[] = {
+    {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}};
 
 bool is_digit(char c) {
     return c >= '0' && c <= '9';
@@ -27,13 +23,18 @@ bool is_digit(char c) {
 
 [[noreturn]] void reject(std::string_view text, std::string_view why) {
     throw UsageError("invalid duration '" + std::string(text) + "': " + std::string(why) +
-                     " (use e.g. 250ms, 10s, 2m, 1h or 0.5)");
+                     " (use e.g. 250ms, 10s, 2m, 1m30s, 1h, 1d or 0.5)");
 }
 
-} // namespace
+// One NUMBER[UNIT] part of a duration, starting at `pos`: its length in ms, the unit's size (0
+// for a bare number) and where the next part starts.
+struct Part {
+    std::int64_t ms;
+    std::int64_t unit;
+    std::size_t end;
+};
 
-Millis parse_duration(std::string_view text) {
-    std::size_t pos = 0;
+Part parse_part(std::string_view text, std::size_t pos) {
     std::int64_t whole = 0;
     const std::size_t whole_start = pos;
     while (pos < text.size() && is_digit(text[pos])) {
@@ -62,14 +63,42 @@ Millis parse_duration(std::string_view text) {
             reject(text, "digits must follow the decimal point");
     }
 
-    const std::int64_t unit = unit_in_ms(text.substr(pos));
-    if (unit == 0)
+    std::int64_t unit = 0;
+    for (const Unit& candidate : units)
+        if (text.substr(pos, candidate.name.size()) == candidate.name) {
+            unit = candidate.ms;
+            pos += candidate.name.size();
+            break;
+        }
+    const std::int64_t scale = unit == 0 ? 1000 : unit; // a bare number is seconds
+    if (pos < text.size() && !is_digit(text[pos]))
         reject(text, "unknown unit");
-    if (whole > max_ms / unit)
+    if (whole > max_ms / scale)
         reject(text, "too long");
-    const std::int64_t total = whole * unit + fraction * unit / fraction_scale;
-    if (total > max_ms)
-        reject(text, "too long");
+    return {whole * scale + fraction * scale / fraction_scale, unit, pos};
+}
+
+} // namespace
+
+// NUMBER[UNIT] parts from the largest unit to the smallest ("1h30m", "1m30.5s"); a bare number
+// is seconds and stands alone.
+Millis parse_duration(std::string_view text) {
+    std::int64_t total = 0;
+    std::int64_t last_unit = 0;
+    for (std::size_t pos = 0; pos == 0 || pos < text.size();) {
+        const Part part = parse_part(text, pos);
+        if (pos > 0 && part.unit == 0)
+            reject(text, "every part after the first needs a unit");
+        if (part.end < text.size() && part.unit == 0)
+            reject(text, "unknown unit");
+        if (pos > 0 && part.unit >= last_unit)
+            reject(text, "units must go from the largest to the smallest, each once");
+        total += part.ms;
+        if (total > max_ms)
+            reject(text, "too long");
+        last_unit = part.unit;
+        pos = part.end;
+    }
     return Millis{total};
 }
 
@@ -102,7 +131,9 @@ std::string format_duration(Millis duration) {
     const std::int64_t seconds = ms / 1000;
     if (seconds < 3600)
         return std::to_string(seconds / 60) + "m" + std::to_string(seconds % 60) + "s";
-    return std::to_string(seconds / 3600) + "h" + std::to_string(seconds % 3600 / 60) + "m";
+    if (seconds < 86'400)
+        return std::to_string(seconds / 3600) + "h" + std::to_string(seconds % 3600 / 60) + "m";
+    return std::to_string(seconds / 86'400) + "d" + std::to_string(seconds % 86'400 / 3600) + "h";
 }
 
 } // namespace dlock

@@ -15,6 +15,18 @@ TEST_CASE("durations accept the units users type") {
     CHECK(parse_duration("1.5h") == Millis{5'400'000});
 }
 
+TEST_CASE("compound durations go from the largest unit down, and days count") {
+    CHECK(parse_duration("1m30s") == Millis{90'000});
+    CHECK(parse_duration("1h30m") == Millis{5'400'000});
+    CHECK(parse_duration("1d") == Millis{86'400'000});
+    CHECK(parse_duration("1d2h3m4s5ms") == Millis{93'784'005});
+    CHECK(parse_duration("2m0.5s") == Millis{120'500});
+    for (const char* bad : {"30s1m", "1m1m", "1m30", "1h 30m", "1m+30s", "1msx", "10md"}) {
+        CAPTURE(bad);
+        CHECK_THROWS_AS(parse_duration(bad), dlock::UsageError);
+    }
+}
+
 TEST_CASE("a bare number means seconds, fractions included") {
     CHECK(parse_duration("10") == Millis{10'000});
     CHECK(parse_duration("0.5") == Millis{500});
@@ -49,4 +61,5 @@ TEST_CASE("durations format for humans") {
     CHECK(dlock::format_duration(Millis{4'250}) == "4.2s");
     CHECK(dlock::format_duration(Millis{192'000}) == "3m12s");
     CHECK(dlock::format_duration(Millis{3'720'000}) == "1h2m");
+    CHECK(dlock::format_duration(Millis{2 * 86'400'000 + 3'600'000}) == "2d1h");
 }

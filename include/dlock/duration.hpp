@@ -1,4 +1,5 @@
-// Durations as users type them: 250ms, 10s, 2m, 1h, or a bare number of seconds (10, 0.5).
+// Durations as users type them: 250ms, 10s, 2m, 1h, 1d, compounds from the largest unit down
+// (1m30s, 1h30m), or a bare number of seconds (10, 0.5).
 #pragma once
 
 #include <chrono>
@@ -29,7 +30,7 @@ Millis parse_wait(std::string_view text);
 // "100ms".
 std::string duration_text(Millis duration);
 
-// Short human form for messages: "250ms", "4.2s", "3m12s".
+// Short human form for messages: "250ms", "4.2s", "3m12s", "2h5m", "3d4h".
 std::string format_duration(Millis duration);
 
 } // namespace dlock

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     using namespace dlock;
     CLI::App app{"dlock: distributed locks in Redis for shell scripts, cron jobs and operators,\n"
                  "and a balance ledger whose writes those locks protect.\n"
-                 "DUR is 250ms, 10s, 2m, 1h, or a bare number of seconds.\n"
+                 "DUR is 250ms, 10s, 2m, 1h, 1d, 1m30s, or a bare number of seconds.\n"
                  "Exit codes: 0 ok, 1 refused (not owner, not held, insufficient funds),\n"
                  "64 usage, 65 bad data, 69 Redis or ledger unavailable, 70 internal error,\n"
                  "75 busy: lock or ledger (or -E N); run: 79 lock lost, 126/127 command not\n"
