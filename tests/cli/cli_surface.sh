@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # What `dlock --help` and every `dlock SUB --help` list: the subcommands and the options a user
 # can type. The man page and completion checks compare their files against it. Source it; set
 # DLOCK_BIN first.

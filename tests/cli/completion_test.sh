@@ -90,6 +90,7 @@ if command -v zsh >/dev/null; then
         fail "zsh: 'dlock withdraw --db led<TAB>' does not offer ledger.db"
     # Every subcommand and option, in the script's text.
     while IFS= read -r path; do
+        # shellcheck disable=SC2086 # a path is one or two words
         for word in ${path##* } $(dlock_options $path | grep -- '^--'); do
             [ -n "$word" ] && ! grep -qE -- "(^|[^a-z-])${word}([^a-z-]|\$)" "$completions/_dlock" &&
                 fail "zsh: _dlock does not know '${word}' (dlock ${path:+$path })"

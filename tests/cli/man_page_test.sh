@@ -42,12 +42,12 @@ code_codes=$(grep -oE 'inline constexpr int [a-z_]+ = [0-9]+;' \
 man_codes=$(sed -n '/^\.SH EXIT STATUS/,/^\.SH [A-Z]/p' <<<"$page" | grep -oE '^\.B [0-9]+$' |
     grep -oE '[0-9]+' | sort -un)
 [ "$man_codes" = "$code_codes" ] ||
-    fail "EXIT STATUS lists $(echo $man_codes), include/dlock/error.hpp defines $(echo $code_codes)"
+    fail "EXIT STATUS lists ${man_codes//$'\n'/ }, include/dlock/error.hpp defines ${code_codes//$'\n'/ }"
 # The README's: the first cell of each row of its "## Exit codes" table ("126, 127" is two).
 readme_codes=$(sed -n '/^## Exit codes$/,/^## /p' "$DLOCK_SOURCE_DIR/README.md" |
     grep -oE '^\| [0-9][0-9, ]* \|' | grep -oE '[0-9]+' | sort -un)
 [ "$readme_codes" = "$code_codes" ] ||
-    fail "the README's exit codes are $(echo $readme_codes), include/dlock/error.hpp defines $(echo $code_codes)"
+    fail "the README's exit codes are ${readme_codes//$'\n'/ }, include/dlock/error.hpp defines ${code_codes//$'\n'/ }"
 
 # Renders cleanly: man's own check of a page (groff warnings on stderr).
 if command -v man >/dev/null; then

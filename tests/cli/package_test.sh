@@ -52,10 +52,10 @@ expected="./usr/bin/dlock
 ./usr/share/man/man1/dlock.1
 ./usr/share/zsh/vendor-completions/_dlock"
 files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { print $6 }' | sort)
-missing=$(comm -23 <(echo "$expected") <(echo "$files"))
-[ -z "$missing" ] || fail "missing from the package: $(echo $missing)"
+absent=$(comm -23 <(echo "$expected") <(echo "$files"))
+[ -z "$absent" ] || fail "missing from the package: ${absent//$'\n'/ }"
 strays=$(grep -vE '^\./usr/(bin/dlock|share/(bash-completion/completions/dlock|fish/vendor_completions\.d/dlock\.fish|man/man1/dlock\.1|zsh/vendor-completions/_dlock|doc/dlock/.*))$' <<<"$files" || true)
-[ -z "$strays" ] || fail "not part of the install layout: $(echo $strays)"
+[ -z "$strays" ] || fail "not part of the install layout: ${strays//$'\n'/ }"
 grep -q '^\./usr/share/doc/dlock/docs/guarantees\.md$' <<<"$files" || fail "the docs are missing"
 grep -q '^\./usr/share/doc/dlock/examples/systemd/dlock-example@\.timer$' <<<"$files" ||
     fail "the systemd examples are missing"
@@ -104,7 +104,7 @@ completion=$root/usr/share/bash-completion/completions/dlock
 # Removal leaves none of its files behind.
 dpkg_root -r dlock >"$scratch/dpkg.log" 2>&1 || { cat "$scratch/dpkg.log" >&2; fail "dpkg -r failed"; }
 left=$(cd "$root" && find . -path ./var -prune -o -type f -print)
-[ -z "$left" ] || fail "dpkg -r left files behind: $(echo $left)"
+[ -z "$left" ] || fail "dpkg -r left files behind: ${left//$'\n'/ }"
 
 [ "$failures" -eq 0 ] || exit 1
 echo "package: ${deb##*/} installs, runs the quick tour, and removes cleanly"
