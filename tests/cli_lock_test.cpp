@@ -229,7 +229,7 @@ TEST_CASE("DLOCK_REDIS_URL and DLOCK_PREFIX configure the connection and the key
     CHECK(server.command({"EXISTS", "team-a:{job}"}) == "1");
 }
 
-TEST_CASE("--help and --version answer and exit 0") {
+TEST_CASE("--help, --version and -V answer and exit 0") {
     const auto help = run_dlock({"--help"});
     CHECK(help.exit_code == 0);
     for (const char* word : {"acquire", "block", "release", "force-release", "status", "extend",
@@ -238,7 +238,10 @@ TEST_CASE("--help and --version answer and exit 0") {
         CHECK(help.out.find(word) != std::string::npos);
     }
     CHECK(run_dlock({"block", "--help"}).out.find("--wait") != std::string::npos);
-    CHECK(run_dlock({"--version"}).out.rfind("dlock ", 0) == 0);
+    const auto version = run_dlock({"--version"});
+    CHECK(version.exit_code == 0);
+    CHECK(version.out.rfind("dlock " DLOCK_PROJECT_VERSION, 0) == 0);
+    CHECK(run_dlock({"-V"}).out == version.out);
 }
 
 TEST_CASE("a key another client wrote without a TTL is shown as never freeing by itself") {

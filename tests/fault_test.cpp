@@ -1,7 +1,7 @@
 // The faults real fleets see, injected into real processes, a real redis-server and a real
 // ledger file: holders paused past their lease or killed mid-section, writers killed inside a
 // transaction, Redis restarted or too slow, and many writers at once. Each test states the
-// promise it proves (the README's Guarantees section lists them).
+// promise it proves (docs/guarantees.md lists them).
 //
 // Synchronization is by observation (a process's state in /proc, the ledger's write lock,
 // Redis's count of blocked clients, a line in a file), never by sleeping and hoping. Time bounds

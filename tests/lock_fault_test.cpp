@@ -125,10 +125,11 @@ TEST_CASE("a server that is not Redis is refused with 69 and one line") {
 
 namespace {
 
-// The README's ACL line ("ACL SETUSER dlock ..."), read from the README itself so that the two
-// cannot drift apart: the least a dlock user needs, for every subcommand.
+// The documented ACL line ("ACL SETUSER dlock ..." in docs/connecting.md), read from the docs
+// themselves so that the two cannot drift apart: the least a dlock user needs, for every
+// subcommand.
 std::vector<std::string> readme_acl_setuser(const std::string& password) {
-    std::istringstream readme(dlock::test::read_file(DLOCK_SOURCE_DIR "/README.md"));
+    std::istringstream readme(dlock::test::read_file(DLOCK_SOURCE_DIR "/docs/connecting.md"));
     for (std::string line; std::getline(readme, line);) {
         if (line.rfind("ACL SETUSER dlock ", 0) != 0)
             continue;
@@ -138,7 +139,7 @@ std::vector<std::string> readme_acl_setuser(const std::string& password) {
             words.push_back(word == ">CHANGE-ME" ? ">" + password : word);
         return words;
     }
-    FAIL("README.md has no line starting 'ACL SETUSER dlock '");
+    FAIL("docs/connecting.md has no line starting 'ACL SETUSER dlock '");
     return {};
 }
 

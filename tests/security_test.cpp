@@ -83,8 +83,8 @@ TEST_CASE("a password given in --redis reaches neither the argv nor the environm
 TEST_CASE("DLOCK_REDIS_PASSWORD passes through to the command, as documented, and env -u keeps "
           "it out") {
     // The environment is private to the user (/proc/PID/environ is mode 0400), unlike argv; a
-    // command may call dlock itself (dlock status "$DLOCK_KEY"), which needs it. The README's
-    // `dlock run` section says so and shows the way to drop it.
+    // command may call dlock itself (dlock status "$DLOCK_KEY"), which needs it. docs/run.md
+    // says so and shows the way to drop it.
     RedisServer server({{"--requirepass", secret}});
     const std::vector<std::string> env{"DLOCK_REDIS_URL=" + server.url(),
                                        "DLOCK_REDIS_PASSWORD=" + std::string(secret)};

@@ -4,10 +4,12 @@
 DLOCK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DLOCK_BUILD_DIR=${DLOCK_BUILD_DIR:-$DLOCK_ROOT/build}
 
-# Debian packages dlock builds, tests and demonstrates with.
+# Debian packages dlock builds, tests and demonstrates with. Packaging and its checks: dpkg-dev
+# (dpkg-shlibdeps computes the .deb's Depends), man-db (renders and checks the man page), bash,
+# zsh and fish (each completion script is loaded and asked in its own shell).
 DLOCK_PACKAGES=(cmake make g++ pkg-config libcli11-dev libhiredis-dev libsqlitecpp-dev
     libsqlite3-dev nlohmann-json3-dev doctest-dev redis-server redis-tools sqlite3 util-linux
-    iproute2 time)
+    iproute2 time dpkg-dev man-db bash zsh fish)
 
 log() { printf '%s\n' "$*" >&2; }
 

@@ -43,7 +43,10 @@ int main(int argc, char** argv) {
                  "75 busy: lock or ledger (or -E N); run: 79 lock lost, 126/127 command not\n"
                  "executable/found, else the command's own status (128+N if killed by signal N).",
                  "dlock"};
-    app.set_version_flag("--version", std::string("dlock ") + DLOCK_VERSION);
+    const std::string git_describe = DLOCK_GIT_DESCRIBE;
+    app.set_version_flag("-V,--version",
+                         std::string("dlock ") + DLOCK_VERSION +
+                             (git_describe.empty() ? "" : " (" + git_describe + ")"));
     app.footer(
         "Global options (--redis, --timeout, --prefix, --json, -E, --db) may come before or\n"
         "after the subcommand. 'dlock SUBCOMMAND --help' shows a subcommand's own options.\n"
