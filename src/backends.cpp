@@ -24,7 +24,8 @@ redis::Options redis_options(const LockConfig& config) {
 }
 
 std::unique_ptr<LockService> open_redis_lock(const LockConfig& config) {
-    return std::make_unique<RedisLock>(redis_options(config), config.prefix);
+    return std::make_unique<RedisLock>(redis_options(config), config.prefix, config.identity,
+                                       config.fence_idle);
 }
 
 std::string redis_fence_resource(const LockConfig& config, std::string_view key) {

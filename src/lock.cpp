@@ -6,7 +6,11 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <pwd.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 namespace dlock {
 namespace {
@@ -55,7 +59,54 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
     throw UsageError("invalid lock key: " + std::string(why));
 }
 
+std::string host_name() {
+    std::array<char, 256> name{};
+    if (gethostname(name.data(), name.size() - 1) != 0)
+        return "?";
+    return name.data();
+}
+
+std::string user_name() {
+    const uid_t uid = geteuid();
+    std::array<char, 1024> buffer{};
+    passwd entry{};
+    passwd* found = nullptr;
+    if (getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr)
+        return found->pw_name;
+    return std::to_string(uid);
+}
+
+// At most max_command_bytes, cut at a UTF-8 character boundary.
+std::string truncated(std::string command) {
+    if (command.size() <= max_command_bytes)
+        return command;
+    std::size_t end = max_command_bytes - 3;
+    while (end > 0 && (static_cast<unsigned char>(command[end]) & 0xC0) == 0x80)
+        --end;
+    command.resize(end);
+    return command + "...";
+}
+
 } // namespace
+
+Identity this_process(std::string command) {
+    return {host_name(), static_cast<std::int64_t>(getpid()), user_name(),
+            truncated(std::move(command))};
+}
+
+Identity parent_process() {
+    const pid_t parent = getppid();
+    std::ifstream file("/proc/" + std::to_string(parent) + "/cmdline", std::ios::binary);
+    std::string command{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+    while (!command.empty() && command.back() == '\0')
+        command.pop_back();
+    for (char& c : command)
+        if (c == '\0')
+            c = ' ';
+    Identity identity = this_process(std::move(command));
+    identity.pid = parent;
+    return identity;
+}
 
 void validate_key(std::string_view key) {
     if (key.empty())

@@ -9,66 +9,114 @@
 namespace dlock {
 namespace {
 
-// Takes the lock and issues the next fencing token, atomically. A missing counter (first use,
-// or a Redis that restarted empty) starts from the server's clock in microseconds, so tokens
-// keep increasing across a restart that lost every key. A counter someone overwrote with
-// something INCR cannot count is reported ({-1, what it holds}) before anything is written:
-// a script that fails half-way is not rolled back.
-constexpr std::string_view acquire_script = R"lua(
-local readable, fence = pcall(redis.call, 'GET', KEYS[2])
-if not readable then return {-1, 'a value of type ' .. redis.call('TYPE', KEYS[2])['ok']} end
+// Every script gets the same KEYS, all in one hash slot: 1 lock, 2 holder, 3 fence, 4 waiting,
+// 5 wake list. Times are the server's (TIME), so ages read the same from every host.
+constexpr std::string_view now_ms_lua = R"lua(
+local function now_ms()
+  local now = redis.call('TIME')
+  return now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+end
+)lua";
+
+// Takes the lock, records its holder and issues the next fencing token, atomically. A missing
+// counter (first use, idle past its TTL, or a Redis that restarted empty) starts from the
+// server's clock in microseconds, so tokens keep increasing: the counter moves by one per
+// acquisition, the clock by a million per second. A counter someone overwrote with something
+// INCR cannot count is reported ({-1, what it holds}) before anything is written: a script that
+// fails half-way is not rolled back. A refused attempt marks that someone may wait, so the
+// next release leaves a wake-up.
+// ARGV: 1 token, 2 ttl ms, 3 fence TTL ms, 4 host, 5 pid, 6 user, 7 command, 8 waiting ms.
+constexpr std::string_view acquire_body = R"lua(
+local readable, fence = pcall(redis.call, 'GET', KEYS[3])
+if not readable then return {-1, 'a value of type ' .. redis.call('TYPE', KEYS[3])['ok']} end
 if fence and (#fence > 18 or not string.match(fence, '^%d+$')) then return {-1, fence} end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if not fence then
     local now = redis.call('TIME')
-    redis.call('SET', KEYS[2], now[1] .. string.format('%06d', tonumber(now[2])))
+    redis.call('SET', KEYS[3], now[1] .. string.format('%06d', tonumber(now[2])))
   end
-  return {1, redis.call('INCR', KEYS[2])}
+  local token = redis.call('INCR', KEYS[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'owner', ARGV[1], 'host', ARGV[4], 'pid', ARGV[5], 'user', ARGV[6],
+             'command', ARGV[7], 'since_ms', now_ms(), 'renewals', 0)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  return {1, token}
 end
-return {0, redis.call('PTTL', KEYS[1])}
+redis.call('SET', KEYS[4], 1, 'PX', ARGV[8])
+return {0, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 )lua";
 
-// Shared by every script that frees a lock (KEYS: lock, wake list; ARGV[1]: how long an unused
-// wake-up stays, ARGV[2]: the release channel). It leaves exactly one wake-up on the wake list:
-// Redis hands it to the waiter blocked longest, and only that one wakes (see block()). When
-// nobody waits, it stays a while, so a waiter that was about to block still sees it.
+// Shared by every script that frees a lock (ARGV[1]: how long an unclaimed wake-up stays,
+// ARGV[2]: the release channel). When someone may wait, it leaves exactly one wake-up on the
+// wake list: Redis hands it to the waiter blocked longest, and only that one wakes (see
+// block()); it stays a while, so a waiter that was about to block still sees it. When nobody
+// waits, nothing is left behind.
 constexpr std::string_view free_and_wake_one = R"lua(
 local function free_and_wake_one()
-  redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('RPUSH', KEYS[2], 1)
-  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[5])
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    redis.call('RPUSH', KEYS[5], 1)
+    redis.call('PEXPIRE', KEYS[5], ARGV[1])
+  end
   redis.call('PUBLISH', ARGV[2], 'released')
 end
 )lua";
 
-// release (ARGV[4] empty) and extend (ARGV[4] the new TTL), only for the owner ARGV[3].
-// 1: done, 0: not held, -1: held by another owner.
+// release (ARGV[4] empty) and extend (ARGV[4] the new TTL, ARGV[5] the fence's), only for the
+// owner ARGV[3]. 1: done, 0: not held, -1: held by another owner.
 constexpr std::string_view owner_checked_body = R"lua(
 local holder = redis.call('GET', KEYS[1])
 if holder ~= ARGV[3] then
   if holder then return -1 end
   return 0
 end
-if ARGV[4] == '' then free_and_wake_one() else redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+if ARGV[4] == '' then
+  free_and_wake_one()
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  if redis.call('HGET', KEYS[2], 'owner') == ARGV[3] then
+    redis.call('HSET', KEYS[2], 'renewed_ms', now_ms())
+    redis.call('HINCRBY', KEYS[2], 'renewals', 1)
+    redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  end
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
 return 1
 )lua";
 
+// ARGV[3]: the owner that must still hold it, or empty for anyone. {0}: not held; {1 or -1
+// (held by another owner, left alone), owner, PTTL, holder record, now}.
 constexpr std::string_view force_release_body = R"lua(
 local holder = redis.call('GET', KEYS[1])
-if not holder then return {} end
-local ttl = redis.call('PTTL', KEYS[1])
+if not holder then return {0} end
+local answer = {1, holder, redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[2]), now_ms()}
+if ARGV[3] ~= '' and holder ~= ARGV[3] then
+  answer[1] = -1
+  return answer
+end
 free_and_wake_one()
-return {holder, ttl}
+return answer
 )lua";
 
-constexpr std::string_view status_script = R"lua(
-return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2])}
+constexpr std::string_view status_body = R"lua(
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[3]),
+        redis.call('HGETALL', KEYS[2]), now_ms()}
 )lua";
 
+std::string script(std::initializer_list<std::string_view> parts) {
+    std::string text;
+    for (const std::string_view part : parts)
+        text += part;
+    return text;
+}
+
+const std::string acquire_script = script({now_ms_lua, acquire_body});
 const std::string owner_checked_script =
-    std::string(free_and_wake_one) + std::string(owner_checked_body);
+    script({now_ms_lua, free_and_wake_one, owner_checked_body});
 const std::string force_release_script =
-    std::string(free_and_wake_one) + std::string(force_release_body);
+    script({now_ms_lua, free_and_wake_one, force_release_body});
+const std::string status_script = script({now_ms_lua, status_body});
 
 // How long a wake-up nobody took stays on the wake list.
 constexpr Millis unclaimed_wake_up_lifetime{60'000};
@@ -131,12 +179,75 @@ std::string percent_encode_braces(std::string_view key) {
     return out;
 }
 
+// How long an attempt that found the lock held marks it as waited for: longer than any single
+// BLPOP of block(), so a release during one still leaves a wake-up.
+const std::string waiting_ms = std::to_string((longest_blocking_wait + Millis{5'000}).count());
+
+std::int64_t to_int(const std::string& text) {
+    std::int64_t value = 0;
+    std::from_chars(text.data(), text.data() + text.size(), value);
+    return value;
+}
+
+// The holder record (HGETALL's field/value pairs), when it belongs to the owner `token`.
+std::optional<HolderDetails> holder_details(const redis::ReplyView fields,
+                                            const std::string& token) {
+    HolderDetails details;
+    std::string owner;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+        const std::string name = fields[i].string();
+        const std::string value = fields[i + 1].string();
+        if (name == "owner")
+            owner = value;
+        else if (name == "host")
+            details.who.host = value;
+        else if (name == "pid")
+            details.who.pid = to_int(value);
+        else if (name == "user")
+            details.who.user = value;
+        else if (name == "command")
+            details.who.command = value;
+        else if (name == "since_ms")
+            details.since_ms = to_int(value);
+        else if (name == "renewed_ms")
+            details.renewed_ms = to_int(value);
+        else if (name == "renewals")
+            details.renewals = to_int(value);
+    }
+    if (owner.empty() || owner != token)
+        return std::nullopt;
+    return details;
+}
+
+// The status script's answer.
+LockStatus lock_status(const redis::ReplyView answer, const std::string& fence_key) {
+    LockStatus result;
+    if (!answer[0].is_nil()) {
+        result.holder = answer[0].string();
+        result.ttl = remaining(answer[1].integer());
+        result.details = holder_details(answer[3], *result.holder);
+    }
+    if (!answer[2].is_nil())
+        result.fence = fence_value(fence_key, answer[2].string());
+    result.now_ms = to_int(answer[4].string());
+    return result;
+}
+
 // The acquire script's EVAL, with the strings it points into.
 struct AcquireCommand {
-    AcquireCommand(const LockKeys& keys, const std::string& token, Millis ttl)
-        : ttl_ms(std::to_string(ttl.count())), args{"EVAL",     acquire_script, "2",   keys.lock,
-                                                    keys.fence, token,          ttl_ms} {}
+    AcquireCommand(const LockKeys& keys, const std::string& token, Millis ttl, Millis fence_idle,
+                   const Identity& who)
+        : ttl_ms(std::to_string(ttl.count())),
+          fence_ttl_ms(std::to_string((ttl + fence_idle).count())),
+          pid(std::to_string(who.pid)), args{"EVAL",       acquire_script, "5",
+                                             keys.lock,    keys.holder,    keys.fence,
+                                             keys.waiting, keys.wake,      token,
+                                             ttl_ms,       fence_ttl_ms,   who.host,
+                                             pid,          who.user,       who.command,
+                                             waiting_ms} {}
     std::string ttl_ms;
+    std::string fence_ttl_ms;
+    std::string pid;
     std::vector<std::string_view> args;
 };
 
@@ -151,6 +262,8 @@ AcquireResult acquire_result(const redis::ReplyView answer, const LockKeys& keys
         break;
     case 0:
         result.holder_ttl = remaining(answer[1].integer());
+        if (!answer[2].is_nil())
+            result.holder = holder_details(answer[3], answer[2].string());
         break;
     default:
         bad_fence_counter(keys.fence, answer[1].string());
@@ -158,15 +271,49 @@ AcquireResult acquire_result(const redis::ReplyView answer, const LockKeys& keys
     return result;
 }
 
+std::vector<std::string_view> all_keys(const LockKeys& keys) {
+    return {keys.lock, keys.holder, keys.fence, keys.waiting, keys.wake};
+}
+
+// A glob that matches `text` literally.
+std::string glob_escaped(std::string_view text) {
+    std::string out;
+    for (const char c : text) {
+        if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\')
+            out += '\\';
+        out += c;
+    }
+    return out;
+}
+
+// The inverse of percent_encode_braces.
+std::string percent_decoded(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const std::string_view code = text.substr(i, 3);
+        const char decoded = code == "%7B" ? '{' : code == "%7D" ? '}' : code == "%25" ? '%' : 0;
+        if (decoded != 0) {
+            out += decoded;
+            i += 2;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 LockKeys lock_keys(std::string_view prefix, std::string_view key) {
     std::string lock = std::string(prefix) + "{" + percent_encode_braces(key) + "}";
-    return LockKeys{lock, lock + ":fence", lock + ":wake", lock + ":released"};
+    return LockKeys{lock,           lock + ":holder",  lock + ":fence", lock + ":waiting",
+                    lock + ":wake", lock + ":released"};
 }
 
-RedisLock::RedisLock(const redis::Options& options, std::string prefix)
-    : prefix_((validate_prefix(prefix), std::move(prefix))), connection_(options) {}
+RedisLock::RedisLock(const redis::Options& options, std::string prefix, Identity identity,
+                     Millis fence_idle)
+    : prefix_((validate_prefix(prefix), std::move(prefix))), identity_(std::move(identity)),
+      fence_idle_(fence_idle), connection_(options) {}
 
 std::string RedisLock::fence_resource(std::string_view key) const {
     return lock_keys(prefix_, key).lock;
@@ -176,7 +323,7 @@ AcquireResult RedisLock::try_acquire(std::string_view key, Millis ttl) {
     validate_key(key);
     const LockKeys keys = lock_keys(prefix_, key);
     const std::string token = new_owner_token();
-    const AcquireCommand acquire(keys, token, ttl);
+    const AcquireCommand acquire(keys, token, ttl, fence_idle_, identity_);
     const auto sent = std::chrono::steady_clock::now();
     return acquire_result(connection_.command(acquire.args).view(), keys, token, ttl, sent);
 }
@@ -193,7 +340,7 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait) {
     const auto start = clock::now();
     const LockKeys keys = lock_keys(prefix_, key);
     const std::string token = new_owner_token();
-    const AcquireCommand acquire(keys, token, ttl);
+    const AcquireCommand acquire(keys, token, ttl, fence_idle_, identity_);
 
     AcquireResult result =
         acquire_result(connection_.command(acquire.args).view(), keys, token, ttl, start);
@@ -223,7 +370,7 @@ OwnerCheck RedisLock::release(std::string_view key, std::string_view token) {
     validate_key(key);
     validate_token(token);
     const LockKeys keys = lock_keys(prefix_, key);
-    const redis::Reply reply = connection_.eval(owner_checked_script, {keys.lock, keys.wake},
+    const redis::Reply reply = connection_.eval(owner_checked_script, all_keys(keys),
                                                 {unclaimed_wake_up_ms, keys.channel, token, ""});
     return to_owner_check(reply.view().integer());
 }
@@ -233,39 +380,84 @@ OwnerCheck RedisLock::extend(std::string_view key, std::string_view token, Milli
     validate_token(token);
     const LockKeys keys = lock_keys(prefix_, key);
     const std::string ttl_ms = std::to_string(ttl.count());
+    const std::string fence_ttl_ms = std::to_string((ttl + fence_idle_).count());
     const redis::Reply reply =
-        connection_.eval(owner_checked_script, {keys.lock, keys.wake},
-                         {unclaimed_wake_up_ms, keys.channel, token, ttl_ms});
+        connection_.eval(owner_checked_script, all_keys(keys),
+                         {unclaimed_wake_up_ms, keys.channel, token, ttl_ms, fence_ttl_ms});
     return to_owner_check(reply.view().integer());
 }
 
-ForceReleaseResult RedisLock::force_release(std::string_view key) {
+ForceReleaseResult RedisLock::force_release(std::string_view key,
+                                            std::optional<std::string_view> only_owner) {
     validate_key(key);
+    if (only_owner)
+        validate_token(*only_owner);
     const LockKeys keys = lock_keys(prefix_, key);
-    const redis::Reply reply = connection_.eval(force_release_script, {keys.lock, keys.wake},
-                                                {unclaimed_wake_up_ms, keys.channel});
+    const redis::Reply reply =
+        connection_.eval(force_release_script, all_keys(keys),
+                         {unclaimed_wake_up_ms, keys.channel, only_owner.value_or("")});
     const redis::ReplyView answer = reply.view();
     ForceReleaseResult result;
-    if (answer.size() == 2) {
-        result.holder = answer[0].string();
-        result.ttl = remaining(answer[1].integer());
-    }
+    if (answer[0].integer() == 0)
+        return result;
+    result.released = answer[0].integer() == 1;
+    result.holder = answer[1].string();
+    result.ttl = remaining(answer[2].integer());
+    result.details = holder_details(answer[3], *result.holder);
+    result.now_ms = to_int(answer[4].string());
     return result;
 }
 
 LockStatus RedisLock::status(std::string_view key) {
     validate_key(key);
     const LockKeys keys = lock_keys(prefix_, key);
-    const redis::Reply reply = connection_.eval(status_script, {keys.lock, keys.fence}, {});
-    const redis::ReplyView answer = reply.view();
-    LockStatus result;
-    if (!answer[0].is_nil()) {
-        result.holder = answer[0].string();
-        result.ttl = remaining(answer[1].integer());
+    const redis::Reply reply = connection_.eval(status_script, all_keys(keys), {});
+    return lock_status(reply.view(), keys.fence);
+}
+
+// SCAN (never KEYS) for the lock names under the prefix, then every lock's status in one
+// pipelined round trip per batch.
+std::vector<LockListing> RedisLock::list(std::string_view pattern) {
+    const std::string match = glob_escaped(prefix_) + "{" + percent_encode_braces(pattern) + "}";
+    std::vector<std::string> names;
+    std::string cursor = "0";
+    do {
+        const redis::Reply reply = connection_.command(
+            {"SCAN", cursor, "MATCH", match, "COUNT", "1000", "TYPE", "string"});
+        const redis::ReplyView answer = reply.view();
+        cursor = answer[0].string();
+        for (std::size_t i = 0; i < answer[1].size(); ++i)
+            names.push_back(answer[1][i].string());
+    } while (cursor != "0");
+    std::sort(names.begin(), names.end()); // SCAN may return a name twice
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+
+    std::vector<LockListing> listings;
+    constexpr std::size_t batch = 100;
+    for (std::size_t first = 0; first < names.size(); first += batch) {
+        std::vector<std::string> batch_keys;
+        std::vector<LockKeys> batch_names;
+        std::vector<std::vector<std::string_view>> commands;
+        for (std::size_t i = first; i < std::min(names.size(), first + batch); ++i) {
+            // PREFIX{ENCODED}: the KEY is between the braces.
+            const std::string_view encoded = std::string_view(names[i]).substr(
+                prefix_.size() + 1, names[i].size() - prefix_.size() - 2);
+            batch_keys.push_back(percent_decoded(encoded));
+            batch_names.push_back(lock_keys(prefix_, batch_keys.back()));
+        }
+        for (const LockKeys& k : batch_names)
+            commands.push_back(
+                {"EVAL", status_script, "5", k.lock, k.holder, k.fence, k.waiting, k.wake});
+        const std::vector<redis::Reply> replies = connection_.pipeline(commands);
+        for (std::size_t i = 0; i < replies.size(); ++i) {
+            LockStatus status = lock_status(replies[i].view(), batch_names[i].fence);
+            if (status.holder) // not released since the scan
+                listings.push_back({batch_keys[i], std::move(status)});
+        }
     }
-    if (!answer[2].is_nil())
-        result.fence = fence_value(keys.fence, answer[2].string());
-    return result;
+    std::sort(listings.begin(), listings.end(),
+              [](const LockListing& a, const LockListing& b) { return a.key < b.key; });
+    return listings;
 }
 
 } // namespace dlock

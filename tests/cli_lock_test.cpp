@@ -1,9 +1,11 @@
 // The dlock binary run as a shell script would run it: stdout, stderr, exit codes.
+#include "dlock/backends.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 using dlock::test::Child;
 using dlock::test::line_count;
@@ -277,4 +279,88 @@ TEST_CASE("a fence counter someone overwrote is bad data (65) naming the key") {
         CHECK(result.err.find("redis.call") == std::string::npos); // no script source
     }
     CHECK(server.command({"EXISTS", "dlock:{job}"}) == "0");
+}
+
+TEST_CASE("status names the host, pid and command of a run and counts its renewals") {
+    RedisServer server;
+    // The command tells us it runs, and then waits for two renewals (TTL 1.5s: every 0.5s).
+    Child job(dlock::test::dlock_argv(
+        {"--redis", server.url(), "run", "backup", "--ttl", "1500ms", "--", "sleep", "30"}));
+    json state;
+    for (int i = 0; i < 200; ++i) {
+        const auto shown = run_dlock_at(server.url(), {"status", "backup", "--json"});
+        if (shown.exit_code == 0) {
+            state = json::parse(shown.out);
+            if (state["renewals"].get<int>() >= 2)
+                break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    REQUIRE(state["renewals"].get<int>() >= 2);
+    CHECK(state["command"] == "sleep 30");
+    CHECK(state["pid"] == job.pid()); // dlock's own: it holds the lock for the command
+    CHECK(!state["host"].get<std::string>().empty());
+    CHECK(!state["user"].get<std::string>().empty());
+    CHECK(state["age_ms"].get<std::int64_t>() >= 900);
+    CHECK(state["renewed_ms"].is_number());
+    const auto text = run_dlock_at(server.url(), {"status", "backup"});
+    CHECK(text.out.find("pid " + std::to_string(job.pid()) + " (sleep 30) since ") !=
+          std::string::npos);
+    CHECK(text.out.find(" ago, renewed ") != std::string::npos);
+    CHECK(text.out.find("unless renewed") != std::string::npos);
+
+    // force-release says whom it removed; the run then loses its lock and stops.
+    const auto removed = run_dlock_at(server.url(), {"force-release", "backup"});
+    CHECK(removed.exit_code == 0);
+    CHECK(removed.out.find("(sleep 30)") != std::string::npos);
+    REQUIRE(job.wait_for(std::chrono::seconds(20)));
+    CHECK(job.wait().exit_code == 79);
+}
+
+TEST_CASE("force-release --owner leaves a newer holder alone and says who holds it") {
+    RedisServer server;
+    const std::string seen = first_line(run_dlock_at(server.url(), {"acquire", "job"}).out);
+    REQUIRE(run_dlock_at(server.url(), {"release", "job", "--owner", seen}).exit_code == 0);
+    const std::string newer = first_line(run_dlock_at(server.url(), {"acquire", "job"}).out);
+
+    const auto refused = run_dlock_at(server.url(), {"force-release", "job", "--owner", seen});
+    CHECK(refused.exit_code == 1);
+    CHECK(line_count(refused.err) == 1);
+    CHECK(refused.err.find(newer) != std::string::npos);
+    CHECK(server.command({"GET", "dlock:{job}"}) == newer);
+
+    const auto removed =
+        run_dlock_at(server.url(), {"force-release", "job", "--owner", newer, "--json"});
+    CHECK(removed.exit_code == 0);
+    CHECK(json::parse(removed.out)["status"] == "released");
+    CHECK(server.command({"EXISTS", "dlock:{job}"}) == "0");
+}
+
+TEST_CASE("list shows 1,000 held locks, or those a pattern picks, sorted, and no side keys") {
+    RedisServer server;
+    dlock::LockConfig config;
+    config.url = server.url();
+    config.identity = dlock::Identity{"web-9", 99, "ops", "seed"};
+    const auto locks = dlock::open_lock_service(config);
+    for (int i = 0; i < 1000; ++i)
+        REQUIRE(
+            locks->try_acquire("user-" + std::to_string(i), std::chrono::seconds(60)).acquired());
+
+    const auto all = run_dlock_at(server.url(), {"list", "--json"});
+    CHECK(all.exit_code == 0);
+    const json listed = json::parse(all.out);
+    REQUIRE(listed.size() == 1000);
+    CHECK(listed[0]["key"] == "user-0");
+    CHECK(listed[1]["key"] == "user-1");
+    CHECK(listed[0]["host"] == "web-9");
+    for (std::size_t i = 1; i < listed.size(); ++i)
+        CHECK(listed[i - 1]["key"].get<std::string>() < listed[i]["key"].get<std::string>());
+
+    const auto some = run_dlock_at(server.url(), {"list", "user-99*"});
+    CHECK(some.exit_code == 0);
+    CHECK(line_count(some.out) == 1 + 11); // a header, user-99 and user-990..999
+    CHECK(some.out.rfind("KEY", 0) == 0);
+    CHECK(some.out.find("web-9 pid 99 (seed)") != std::string::npos);
+    CHECK(some.out.find(":fence") == std::string::npos);
+    CHECK(run_dlock_at(server.url(), {"list", "nobody*"}).out.empty());
 }

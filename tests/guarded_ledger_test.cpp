@@ -122,7 +122,7 @@ TEST_CASE("an invoice whose lock is held answers processing and charges nothing"
     CHECK(busy.outcome == Outcome::processing);
     CHECK(ledger->balance(1).balance == 1000);
 
-    holder->force_release(invoice_lock_key(invoice));
+    holder->force_release(invoice_lock_key(invoice), std::nullopt);
     const InvoiceProcessing paid =
         process_invoice_once(*locks, *ledger, invoice, 10s, 0ms, setting.notice());
     CHECK(paid.outcome == Outcome::ok);

@@ -157,6 +157,7 @@ TEST_CASE("an ACL user limited to dlock's keys and commands can run every subcom
     CHECK(run_dlock_at(url, {"block", "job", "--wait", "100ms"}).exit_code == 75); // BLPOP
     CHECK(run_dlock_at(url, {"release", "job", "--owner", token}).exit_code == 0);
     CHECK(run_dlock_at(url, {"acquire", "job"}).exit_code == 0);
+    CHECK(run_dlock_at(url, {"list"}).exit_code == 0); // SCAN
     CHECK(run_dlock_at(url, {"force-release", "job"}).exit_code == 0);
     CHECK(run_dlock_at(url + "?db=3", {"acquire", "in-db-3"}).exit_code == 0); // SELECT
 

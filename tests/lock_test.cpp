@@ -42,10 +42,11 @@ Millis since(clock_type::time_point start) {
 // separate LockService (its own connection), as separate processes would have.
 struct OneRedisServer {
     RedisServer server;
-    std::unique_ptr<LockService> client() const {
+    std::unique_ptr<LockService> client(dlock::Identity identity = {}) const {
         dlock::LockConfig config;
         config.url = server.url();
         config.timeout = 2s;
+        config.identity = std::move(identity);
         return dlock::open_lock_service(config);
     }
     // Blocks until `count` clients wait inside block() (false after `limit`).
@@ -128,10 +129,10 @@ TEST_CASE_TEMPLATE("force-release removes any holder and reports what it removed
     const auto held = backend.client()->try_acquire("job", 30s);
     REQUIRE(held.acquired());
     const auto lock = backend.client();
-    const auto removed = lock->force_release("job");
+    const auto removed = lock->force_release("job", std::nullopt);
     CHECK(removed.holder == held.lease->token);
     CHECK(removed.ttl > 25s);
-    CHECK_FALSE(lock->force_release("job").holder.has_value());
+    CHECK_FALSE(lock->force_release("job", std::nullopt).holder.has_value());
     CHECK(lock->try_acquire("job", 1s).acquired());
 }
 
@@ -160,7 +161,7 @@ TEST_CASE_TEMPLATE("fencing tokens strictly increase with every acquisition, who
         CHECK(held.lease->fence > last);
         last = held.lease->fence;
         if (i % 3 == 0)
-            lock->force_release("job");
+            lock->force_release("job", std::nullopt);
         else
             lock->release("job", held.lease->token);
     }
@@ -192,7 +193,7 @@ TEST_CASE_TEMPLATE("force-release wakes a blocked waiter long before the holder'
         std::async(std::launch::async, [&] { return backend.client()->block("job", 10s, 30s); });
     REQUIRE(backend.waiters(1, 10s)); // the waiter is inside block()
     const auto released_at = clock_type::now();
-    REQUIRE(holder->force_release("job").holder.has_value());
+    REQUIRE(holder->force_release("job", std::nullopt).holder.has_value());
     const auto result = waiting.get();
     CHECK(result.acquired());
     CHECK(since(released_at) < 5s); // the holder's lease had 60s left
@@ -275,7 +276,7 @@ TEST_CASE_TEMPLATE("bad keys and tokens are usage errors before anything reaches
         CHECK_THROWS_AS(lock->block(key, 1s, 1s), dlock::UsageError);
         CHECK_THROWS_AS(lock->release(key, dlock::new_owner_token()), dlock::UsageError);
         CHECK_THROWS_AS(lock->extend(key, dlock::new_owner_token(), 1s), dlock::UsageError);
-        CHECK_THROWS_AS(lock->force_release(key), dlock::UsageError);
+        CHECK_THROWS_AS(lock->force_release(key, std::nullopt), dlock::UsageError);
         CHECK_THROWS_AS(lock->status(key), dlock::UsageError);
     }
     CHECK_THROWS_AS(lock->release("job", "not-a-token"), dlock::UsageError);
@@ -290,6 +291,93 @@ TEST_CASE_TEMPLATE("two namespaces never share fences", Backend, lock_backends) 
     CHECK(lock->fence_resource("job") != dlock::fence_resource(other, "job"));
     CHECK(lock->fence_resource("job") != lock->fence_resource("job2"));
     CHECK(lock->fence_resource("job") == lock->fence_resource("job"));
+}
+
+TEST_CASE_TEMPLATE("status and force-release tell who holds the lock, since when, renewals counted",
+                   Backend, lock_backends) {
+    Backend backend;
+    const dlock::Identity web3{"web-3", 4242, "deploy", "backup.sh --full"};
+    const auto holder = backend.client(web3);
+    const auto held = holder->try_acquire("job", 10s);
+    REQUIRE(held.acquired());
+    REQUIRE(holder->extend("job", held.lease->token, 10s) == OwnerCheck::done);
+    REQUIRE(holder->extend("job", held.lease->token, 10s) == OwnerCheck::done);
+
+    const auto operator_view = backend.client();
+    const auto state = operator_view->status("job");
+    REQUIRE(state.details.has_value());
+    CHECK(state.details->who.host == "web-3");
+    CHECK(state.details->who.pid == 4242);
+    CHECK(state.details->who.user == "deploy");
+    CHECK(state.details->who.command == "backup.sh --full");
+    CHECK(state.details->renewals == 2);
+    REQUIRE(state.details->renewed_ms.has_value());
+    CHECK(*state.details->renewed_ms >= state.details->since_ms);
+    CHECK(state.now_ms >= state.details->since_ms);
+    CHECK(state.now_ms - state.details->since_ms < 10'000);
+
+    const auto busy = operator_view->try_acquire("job", 1s);
+    REQUIRE(busy.holder.has_value());
+    CHECK(busy.holder->who.command == "backup.sh --full");
+
+    const auto removed = operator_view->force_release("job", std::nullopt);
+    CHECK(removed.released);
+    REQUIRE(removed.details.has_value());
+    CHECK(removed.details->who.host == "web-3");
+    // The record goes with the lock: the next holder starts its own.
+    const auto next = backend.client(dlock::Identity{"web-4", 7, "ops", "cron"});
+    REQUIRE(next->try_acquire("job", 10s).acquired());
+    const auto again = operator_view->status("job");
+    REQUIRE(again.details.has_value());
+    CHECK(again.details->who.host == "web-4");
+    CHECK(again.details->renewals == 0);
+}
+
+TEST_CASE_TEMPLATE("force-release with an owner frees only that owner's lock", Backend,
+                   lock_backends) {
+    Backend backend;
+    const auto lock = backend.client();
+    const auto first = lock->try_acquire("job", 10s);
+    REQUIRE(first.acquired());
+    // What an operator saw; then the lock changed hands.
+    const std::string seen = first.lease->token;
+    lock->release("job", seen);
+    const auto second = backend.client()->try_acquire("job", 10s);
+    REQUIRE(second.acquired());
+
+    const auto refused = lock->force_release("job", seen);
+    CHECK_FALSE(refused.released);
+    CHECK(refused.holder == second.lease->token); // who holds it now
+    CHECK(lock->status("job").holder == second.lease->token);
+
+    const auto removed = lock->force_release("job", second.lease->token);
+    CHECK(removed.released);
+    CHECK_FALSE(lock->status("job").holder.has_value());
+    CHECK_FALSE(lock->force_release("job", second.lease->token).holder.has_value());
+}
+
+TEST_CASE_TEMPLATE("list finds the held locks matching a pattern, sorted, and nothing else",
+                   Backend, lock_backends) {
+    Backend backend;
+    const auto lock = backend.client(dlock::Identity{"web-1", 1, "u", "job"});
+    for (const char* key : {"report-b", "report-a", "deploy", "odd{key}%", "report-c"})
+        REQUIRE(lock->try_acquire(key, 10s).acquired());
+    const auto released = lock->try_acquire("report-gone", 10s);
+    lock->release("report-gone", released.lease->token);
+
+    std::vector<std::string> all;
+    for (const auto& listing : lock->list("*"))
+        all.push_back(listing.key);
+    CHECK(all ==
+          std::vector<std::string>{"deploy", "odd{key}%", "report-a", "report-b", "report-c"});
+    const auto reports = lock->list("report-*");
+    REQUIRE(reports.size() == 3);
+    CHECK(reports[0].key == "report-a");
+    REQUIRE(reports[0].status.details.has_value());
+    CHECK(reports[0].status.details->who.host == "web-1");
+    CHECK(reports[0].status.ttl > 5s);
+    CHECK(lock->list("odd{*").size() == 1);
+    CHECK(lock->list("nothing*").empty());
 }
 
 TEST_SUITE("one Redis server") {
@@ -378,7 +466,7 @@ TEST_SUITE("one Redis server") {
         auto waiting =
             std::async(std::launch::async, [&] { return lock_on(server).block("job", 1s, 30s); });
         REQUIRE(server.wait_for_blocked_clients(1, 10s));
-        const auto removed = lock.force_release("job");
+        const auto removed = lock.force_release("job", std::nullopt);
         CHECK(removed.holder == "someone-else");
         CHECK_FALSE(removed.ttl.has_value());
         CHECK(waiting.get().acquired());
@@ -404,3 +492,63 @@ TEST_SUITE("one Redis server") {
     }
 
 } // TEST_SUITE
+
+TEST_SUITE("one Redis server: memory") {
+    TEST_CASE("a lock released with nobody waiting leaves only its fence counter, which expires") {
+        RedisServer server;
+        dlock::LockConfig config;
+        config.url = server.url();
+        config.fence_idle = 300ms;
+        const auto lock = dlock::open_lock_service(config);
+        const auto first = lock->try_acquire("job", 10s);
+        REQUIRE(first.acquired());
+        REQUIRE(lock->release("job", first.lease->token) == OwnerCheck::done);
+        CHECK(server.command({"KEYS", "*"}) == "dlock:{job}:fence");
+        const auto fence_ttl = std::stoll(server.command({"PTTL", "dlock:{job}:fence"}));
+        CHECK(fence_ttl > 0);
+        CHECK(fence_ttl <= 10'300);
+
+        // Idle past the lock's TTL plus the idle period: nothing is left of it.
+        server.command({"PEXPIRE", "dlock:{job}:fence", "1"});
+        std::this_thread::sleep_for(50ms);
+        CHECK(server.command({"EXISTS", "dlock:{job}", "dlock:{job}:holder", "dlock:{job}:fence",
+                              "dlock:{job}:waiting", "dlock:{job}:wake"}) == "0");
+        // The counter restarts from the clock, past every token it gave before.
+        const auto second = lock->try_acquire("job", 10s);
+        REQUIRE(second.acquired());
+        CHECK(second.lease->fence > first.lease->fence);
+    }
+
+    TEST_CASE("a release that someone may be waiting for leaves one wake-up, with a TTL") {
+        RedisServer server;
+        RedisLock lock = lock_on(server);
+        const auto held = lock.try_acquire("job", 10s);
+        REQUIRE(held.acquired());
+        CHECK_FALSE(lock.try_acquire("job", 10s).acquired()); // someone tried: they may wait
+        REQUIRE(lock.release("job", held.lease->token) == OwnerCheck::done);
+        CHECK(server.command({"LLEN", "dlock:{job}:wake"}) == "1");
+        CHECK(std::stoll(server.command({"PTTL", "dlock:{job}:wake"})) > 0);
+        CHECK(std::stoll(server.command({"PTTL", "dlock:{job}:waiting"})) > 0);
+    }
+
+    TEST_CASE("10,000 lock names each taken and released leave only counters that expire") {
+        RedisServer server;
+        dlock::LockConfig config;
+        config.url = server.url();
+        const auto lock = dlock::open_lock_service(config);
+        for (int i = 0; i < 10'000; ++i) {
+            const std::string key = "withdraw_funds_user_" + std::to_string(i);
+            const auto held = lock->try_acquire(key, 10s);
+            REQUIRE(held.acquired());
+            lock->release(key, held.lease->token);
+        }
+        CHECK(server.command({"DBSIZE"}) == "10000");
+        // Every one of them has a TTL: nothing stays forever.
+        const std::string no_ttl =
+            server.command({"EVAL",
+                            "local n = 0 for _, k in ipairs(redis.call('KEYS', '*')) do "
+                            "if redis.call('PTTL', k) < 0 then n = n + 1 end end return n",
+                            "0"});
+        CHECK(no_ttl == "0");
+    }
+}

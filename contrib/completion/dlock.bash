@@ -68,7 +68,7 @@ _dlock() {
     case $command in
     "")
         if [[ $cur != -* ]]; then
-            COMPREPLY=($(compgen -W "acquire block release force-release status extend run
+            COMPREPLY=($(compgen -W "acquire block release force-release status list extend run
                 deposit withdraw balance history verify invoice" -- "$cur"))
             return 0
         fi
@@ -77,7 +77,8 @@ _dlock() {
     block) options="--ttl --wait" ;;
     release) options="--owner" ;;
     extend) options="--owner --ttl" ;;
-    force-release | status) ;;
+    force-release) options="--owner" ;;
+    status | list) ;;
     run) options="--ttl --wait -n --nonblock --kill-grace -c --" ;;
     deposit) options="--account --amount --idempotency-key --hold $ledger_options" ;;
     withdraw)

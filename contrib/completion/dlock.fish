@@ -1,7 +1,7 @@
 # fish completion for dlock(1). Installed as share/fish/vendor_completions.d/dlock.fish.
 # Written by hand; tests/cli/completion_test.sh checks it against every `dlock ... --help`.
 
-set -l commands acquire block release force-release status extend run deposit withdraw balance history verify invoice
+set -l commands acquire block release force-release status list extend run deposit withdraw balance history verify invoice
 set -l no_command "not __fish_seen_subcommand_from $commands"
 
 # dlock's own arguments are keys, ids and amounts, not files.
@@ -11,7 +11,8 @@ complete -c dlock -n $no_command -a acquire -d 'Take KEY once, without waiting'
 complete -c dlock -n $no_command -a block -d 'Take KEY, waiting until it is free'
 complete -c dlock -n $no_command -a release -d 'Release KEY if --owner still owns it'
 complete -c dlock -n $no_command -a force-release -d 'Release KEY whoever holds it'
-complete -c dlock -n $no_command -a status -d 'Show the holder, TTL and fence of KEY'
+complete -c dlock -n $no_command -a status -d 'Show who holds KEY, since when, its TTL and fence'
+complete -c dlock -n $no_command -a list -d 'List the held locks: holder, age, TTL, fence'
 complete -c dlock -n $no_command -a extend -d 'Reset the TTL of KEY if --owner owns it'
 complete -c dlock -n $no_command -a run -d 'Run a command while holding KEY'
 complete -c dlock -n $no_command -a deposit -d 'Credit an account'
@@ -34,7 +35,7 @@ complete -c dlock -s V -l version -d 'Print the version and exit'
 # Lock commands and run.
 complete -c dlock -n '__fish_seen_subcommand_from acquire block extend run withdraw' -l ttl -x -d 'Lease length (DUR)'
 complete -c dlock -n '__fish_seen_subcommand_from block run withdraw' -l wait -x -a inf -d 'Longest wait (DUR, or inf)'
-complete -c dlock -n '__fish_seen_subcommand_from release extend' -l owner -x -d 'Owner token'
+complete -c dlock -n '__fish_seen_subcommand_from release extend force-release' -l owner -x -d 'Owner token'
 complete -c dlock -n '__fish_seen_subcommand_from run' -s n -l nonblock -d 'One attempt, no waiting'
 complete -c dlock -n '__fish_seen_subcommand_from run' -l kill-grace -x -d 'Wait between SIGTERM and SIGKILL'
 complete -c dlock -n '__fish_seen_subcommand_from run' -s c -x -d 'Run this with /bin/sh -c'

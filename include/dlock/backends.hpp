@@ -22,6 +22,8 @@ struct LockConfig {
     std::optional<std::string> password;
     Millis timeout = redis::default_timeout; // connect, and each command
     std::string prefix{default_prefix};      // namespace for every key
+    Identity identity;                       // what acquisitions record as their holder
+    Millis fence_idle = default_fence_idle;  // how long an unused fencing counter is kept
 };
 
 // Connects to the lock store `config` names. Throws UsageError for a bad URL or prefix, an

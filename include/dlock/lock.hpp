@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dlock {
 
@@ -20,6 +21,11 @@ inline constexpr Millis default_ttl{10'000};
 inline constexpr Millis default_wait{5'000};
 inline constexpr std::size_t max_key_bytes = 256;
 inline constexpr std::size_t max_prefix_bytes = 64;
+// After its last acquisition (or renewal), how long a lock name's fencing counter is kept; then
+// it goes, and the next acquisition restarts it from the store's clock.
+inline constexpr Millis default_fence_idle{7 * 24 * 3'600'000LL};
+// The longest command line a holder record keeps.
+inline constexpr std::size_t max_command_bytes = 256;
 
 // Throws UsageError unless KEY is 1 to 256 bytes of valid UTF-8 without control characters.
 void validate_key(std::string_view key);
@@ -30,6 +36,29 @@ void validate_token(std::string_view token);
 
 // 128 bits from the kernel's CSPRNG (getrandom), as 32 lowercase hex digits.
 std::string new_owner_token();
+
+// Who takes a lock: recorded next to it, with the same TTL, so operators can see which host and
+// job holds it. Nothing secret: never a password, a URL or the environment.
+struct Identity {
+    std::string host;
+    std::int64_t pid = 0;
+    std::string user;
+    std::string command; // at most max_command_bytes
+};
+
+// This process, with `command` as what it runs (truncated to max_command_bytes).
+Identity this_process(std::string command);
+// The process that started this one (the shell script that runs `dlock acquire`), with its own
+// command line from /proc when readable.
+Identity parent_process();
+
+// What a holder recorded when it took the lock, as the store keeps it.
+struct HolderDetails {
+    Identity who;
+    std::int64_t since_ms = 0;              // when it was acquired, store clock, ms since the epoch
+    std::optional<std::int64_t> renewed_ms; // when last renewed (extend), if ever
+    std::int64_t renewals = 0;
+};
 
 // A lock this process holds.
 struct Lease {
@@ -43,8 +72,9 @@ struct Lease {
 using Remaining = std::optional<Millis>;
 
 struct AcquireResult {
-    std::optional<Lease> lease; // set when acquired
-    Remaining holder_ttl;       // when busy: what is left of the current holder's lease
+    std::optional<Lease> lease;          // set when acquired
+    Remaining holder_ttl;                // when busy: what is left of the current holder's lease
+    std::optional<HolderDetails> holder; // when busy: who holds it, if it said
     // When the attempt that gave this answer was sent. A lease taken by it counts its TTL from
     // some later moment, so `sent + ttl` never overstates it.
     std::chrono::steady_clock::time_point sent{};
@@ -55,14 +85,27 @@ struct AcquireResult {
 enum class OwnerCheck { done, not_held, not_owner };
 
 struct LockStatus {
-    std::optional<std::string> holder; // set when held
-    Remaining ttl;                     // when held: what is left of the lease
-    std::optional<std::int64_t> fence; // the last fencing token issued, if any
+    std::optional<std::string> holder;    // the owner token, when held
+    Remaining ttl;                        // when held: what is left of the lease
+    std::optional<std::int64_t> fence;    // the last fencing token issued, if any
+    std::optional<HolderDetails> details; // when held: who holds it, if it said
+    std::int64_t now_ms = 0;              // the store's clock when it answered, for ages
 };
 
 struct ForceReleaseResult {
-    std::optional<std::string> holder; // who held it, if anyone
-    Remaining ttl;                     // what was left of their lease
+    // False when nothing was held, or (with an expected owner) someone else holds it: then
+    // nothing changed, and the fields say who holds it now.
+    bool released = false;
+    std::optional<std::string> holder;    // the owner token it had, if held
+    Remaining ttl;                        // what was left of that lease
+    std::optional<HolderDetails> details; // who that was, if it said
+    std::int64_t now_ms = 0;              // the store's clock when it answered
+};
+
+// One held lock, as list() finds it.
+struct LockListing {
+    std::string key;
+    LockStatus status;
 };
 
 // The lock operations, independent of where locks live. Every operation validates KEY (and a
@@ -78,8 +121,14 @@ public:
     virtual AcquireResult block(std::string_view key, Millis ttl, Millis wait) = 0;
     virtual OwnerCheck release(std::string_view key, std::string_view token) = 0;
     virtual OwnerCheck extend(std::string_view key, std::string_view token, Millis ttl) = 0;
-    virtual ForceReleaseResult force_release(std::string_view key) = 0;
+    // Frees the lock whoever holds it; with `only_owner`, only while that owner still holds it
+    // (so an operator never frees the next holder by mistake).
+    virtual ForceReleaseResult force_release(std::string_view key,
+                                             std::optional<std::string_view> only_owner) = 0;
     virtual LockStatus status(std::string_view key) = 0;
+    // Every held lock in this namespace whose KEY matches the glob `pattern` (* ? [..] as in
+    // Redis MATCH), sorted by KEY. Scans incrementally; never blocks the store.
+    virtual std::vector<LockListing> list(std::string_view pattern) = 0;
     // The name under which this lock's fencing tokens are known to the resources it guards
     // (the ledger's fence rows): unique per lock store namespace, so two namespaces sharing one
     // ledger never share fences.

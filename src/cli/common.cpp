@@ -41,8 +41,9 @@ void add_global_options(CLI::App& app, GlobalOptions& global) {
         ->capture_default_str();
 }
 
-LockConfig lock_config(const GlobalOptions& global) {
+LockConfig lock_config(const GlobalOptions& global, Identity identity) {
     LockConfig config;
+    config.identity = std::move(identity);
     config.url = global.redis_url;
     config.timeout = parse_positive_duration(global.timeout);
     config.prefix = global.prefix;
@@ -51,8 +52,8 @@ LockConfig lock_config(const GlobalOptions& global) {
     return config;
 }
 
-std::unique_ptr<LockService> open_locks(const GlobalOptions& global) {
-    return open_lock_service(lock_config(global));
+std::unique_ptr<LockService> open_locks(const GlobalOptions& global, Identity identity) {
+    return open_lock_service(lock_config(global, std::move(identity)));
 }
 
 const CLI::Validator non_empty{[](std::string& value) {
@@ -169,17 +170,27 @@ Notice Reporter::notice() const {
     };
 }
 
+std::string text_table(const std::vector<std::vector<std::string>>& rows,
+                       const std::vector<bool>& right) {
+    std::vector<std::size_t> widths(right.size(), 0);
+    for (const auto& row : rows)
+        for (std::size_t c = 0; c < row.size(); ++c)
+            widths[c] = std::max(widths[c], row[c].size());
+    std::string text;
+    for (const auto& row : rows) {
+        std::string line;
+        for (std::size_t c = 0; c < row.size(); ++c) {
+            const std::string padding(widths[c] - row[c].size(), ' ');
+            line += (c == 0 ? "" : "  ") + (right[c] ? padding + row[c] : row[c] + padding);
+        }
+        line.erase(line.find_last_not_of(' ') + 1);
+        text += (text.empty() ? "" : "\n") + line;
+    }
+    return text;
+}
+
 std::string in_quotes(std::string_view text) {
     return "'" + std::string(text) + "'";
-}
-
-std::string when_free(const Remaining& ttl) {
-    return ttl ? "free in " + format_duration(*ttl) + " at the latest"
-               : "held without a TTL: it never frees by itself; see 'dlock force-release'";
-}
-
-nlohmann::json ttl_ms_json(const Remaining& ttl) {
-    return ttl ? nlohmann::json(ttl->count()) : nlohmann::json(nullptr);
 }
 
 int report_error(const std::string& message, int code, bool json) {

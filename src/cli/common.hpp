@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dlock::cli {
 
@@ -29,9 +30,10 @@ struct Invocation {
 
 void add_global_options(CLI::App& app, GlobalOptions& global);
 
-// Where locks live, from --redis, --timeout, --prefix and DLOCK_REDIS_PASSWORD.
-LockConfig lock_config(const GlobalOptions& global);
-std::unique_ptr<LockService> open_locks(const GlobalOptions& global);
+// Where locks live, from --redis, --timeout, --prefix and DLOCK_REDIS_PASSWORD; acquisitions
+// record `identity` as their holder.
+LockConfig lock_config(const GlobalOptions& global, Identity identity = {});
+std::unique_ptr<LockService> open_locks(const GlobalOptions& global, Identity identity = {});
 
 // The required KEY positional.
 CLI::Option* add_key_argument(CLI::App& command, std::string& key);
@@ -89,10 +91,9 @@ int report_error(const std::string& message, int code, bool json);
 
 std::string in_quotes(std::string_view text);
 
-// When a holder's lock frees by itself, for messages: "free in 4.2s at the latest", or that a
-// key without a TTL never does.
-std::string when_free(const Remaining& ttl);
-// "ttl_ms" in JSON: the milliseconds left, or null for a key without a TTL.
-nlohmann::json ttl_ms_json(const Remaining& ttl);
+// Rows of cells as columns, two spaces apart: the columns flagged in `right` (numbers) aligned
+// right, the rest left; no trailing spaces.
+std::string text_table(const std::vector<std::vector<std::string>>& rows,
+                       const std::vector<bool>& right);
 
 } // namespace dlock::cli

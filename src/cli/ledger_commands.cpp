@@ -120,7 +120,8 @@ int withdraw(const Invocation& inv, const LedgerCommandOptions& opts) {
     }
 
     // The lesson's WithdrawFunds: block on the account's lock, then check and debit.
-    const std::unique_ptr<LockService> locks = open_locks(inv.global);
+    const std::unique_ptr<LockService> locks = open_locks(
+        inv.global, this_process("dlock withdraw --account " + std::to_string(request.account)));
     const std::unique_ptr<Ledger> ledger = open(inv, options);
     const WithdrawalResult result =
         withdraw_under_lock(*locks, *ledger, request, Reporter(false).notice());
@@ -204,7 +205,8 @@ int process_invoice(const Invocation& inv, const LedgerCommandOptions& opts) {
     const Millis hold = parse_duration(opts.hold);
     const LedgerOptions options = ledger_options(opts);
 
-    const std::unique_ptr<LockService> locks = open_locks(inv.global);
+    const std::unique_ptr<LockService> locks =
+        open_locks(inv.global, this_process("dlock invoice process " + std::to_string(id)));
     const std::unique_ptr<Ledger> ledger = open(inv, options);
     const InvoiceProcessing result =
         process_invoice_once(*locks, *ledger, id, ttl, hold, Reporter(false).notice());

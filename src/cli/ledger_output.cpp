@@ -1,6 +1,5 @@
 #include "cli/ledger_output.hpp"
 
-#include <algorithm>
 #include <array>
 #include <ctime>
 
@@ -26,26 +25,6 @@ std::string iso_time(std::int64_t time_ms) {
 // Credits with a sign, so that a column of amounts reads as movements.
 std::string signed_amount(Cents cents) {
     return (cents > 0 ? "+" : "") + format_amount(cents);
-}
-
-// Rows of cells as columns: numbers (the columns in `right`) aligned right, the rest left.
-std::string table(const std::vector<std::vector<std::string>>& rows,
-                  const std::vector<bool>& right) {
-    std::vector<std::size_t> widths(right.size(), 0);
-    for (const auto& row : rows)
-        for (std::size_t c = 0; c < row.size(); ++c)
-            widths[c] = std::max(widths[c], row[c].size());
-    std::string text;
-    for (const auto& row : rows) {
-        std::string line;
-        for (std::size_t c = 0; c < row.size(); ++c) {
-            const std::string padding(widths[c] - row[c].size(), ' ');
-            line += (c == 0 ? "" : "  ") + (right[c] ? padding + row[c] : row[c] + padding);
-        }
-        line.erase(line.find_last_not_of(' ') + 1);
-        text += (text.empty() ? "" : "\n") + line;
-    }
-    return text;
 }
 
 } // namespace
@@ -159,7 +138,7 @@ std::string history_table(const std::vector<JournalEntry>& entries) {
                         entry.fence_token ? std::to_string(*entry.fence_token) : "-",
                         entry.idempotency_key.value_or("-")});
     }
-    return table(rows, {false, false, true, true, true, false});
+    return text_table(rows, {false, false, true, true, true, false});
 }
 
 std::string mismatch_lines(const VerifyReport& report) {

@@ -3,6 +3,8 @@
 // Each command checks its arguments before it connects, so a usage error never touches Redis.
 #include "cli/lock_commands.hpp"
 
+#include "cli/lock_output.hpp"
+
 namespace dlock::cli {
 namespace {
 
@@ -20,8 +22,20 @@ int report_acquired(const Reporter& reporter, std::string_view key, const Lease&
     return reporter.ok(lease_json(key, lease), lease.token);
 }
 
-json busy_json(std::string_view key, const Remaining& holder_ttl) {
-    return {{"status", "busy"}, {"key", key}, {"ttl_ms", ttl_ms_json(holder_ttl)}};
+json busy_json(std::string_view key, const AcquireResult& result) {
+    json out{{"status", "busy"}, {"key", key}, {"ttl_ms", ttl_ms_json(result.holder_ttl)}};
+    if (result.holder) {
+        out["host"] = result.holder->who.host;
+        out["pid"] = result.holder->who.pid;
+        out["user"] = result.holder->who.user;
+        out["command"] = result.holder->who.command;
+    }
+    return out;
+}
+
+// "another owner", and who that is when it left a record.
+std::string other_holder(const AcquireResult& result) {
+    return result.holder ? "another owner: " + holder_text("", result.holder) : "another owner";
 }
 
 // release and extend refuse alike when the token does not own the lock.
@@ -50,12 +64,14 @@ int acquire(const Invocation& inv, const LockCommandOptions& opts) {
     const Reporter reporter(inv.global.json);
     validate_key(opts.key);
     const Millis ttl = parse_positive_duration(opts.ttl);
-    const AcquireResult result = open_locks(inv.global)->try_acquire(opts.key, ttl);
+    // The lock is the calling script's: its process is what operators will look for.
+    const AcquireResult result =
+        open_locks(inv.global, parent_process())->try_acquire(opts.key, ttl);
     if (result.acquired())
         return report_acquired(reporter, opts.key, *result.lease);
-    return reporter.refuse(busy_json(opts.key, result.holder_ttl),
-                           "lock " + in_quotes(opts.key) + " is held by another owner (" +
-                               when_free(result.holder_ttl) + ")",
+    return reporter.refuse(busy_json(opts.key, result),
+                           "lock " + in_quotes(opts.key) + " is held by " + other_holder(result) +
+                               " (" + when_free(result.holder_ttl) + ")",
                            inv.global.conflict_exit_code);
 }
 
@@ -64,12 +80,15 @@ int block(const Invocation& inv, const LockCommandOptions& opts) {
     validate_key(opts.key);
     const Millis ttl = parse_positive_duration(opts.ttl);
     const Millis wait = parse_wait(opts.wait);
-    const AcquireResult result = open_locks(inv.global)->block(opts.key, ttl, wait);
+    const AcquireResult result =
+        open_locks(inv.global, parent_process())->block(opts.key, ttl, wait);
     if (result.acquired())
         return report_acquired(reporter, opts.key, *result.lease);
-    return reporter.refuse(busy_json(opts.key, result.holder_ttl),
+    return reporter.refuse(busy_json(opts.key, result),
                            "lock busy, try again later (" + in_quotes(opts.key) +
-                               " still held after waiting " + format_duration(wait) + ")",
+                               " still held after waiting " + format_duration(wait) +
+                               (result.holder ? ", by " + holder_text("", result.holder) : "") +
+                               ")",
                            inv.global.conflict_exit_code);
 }
 
@@ -91,17 +110,27 @@ int extend(const Invocation& inv, const LockCommandOptions& opts) {
 int force_release(const Invocation& inv, const LockCommandOptions& opts) {
     const Reporter reporter(inv.global.json);
     validate_key(opts.key);
-    const ForceReleaseResult result = open_locks(inv.global)->force_release(opts.key);
+    std::optional<std::string_view> only_owner;
+    if (!opts.owner.empty()) {
+        validate_token(opts.owner);
+        only_owner = opts.owner;
+    }
+    const ForceReleaseResult result = open_locks(inv.global)->force_release(opts.key, only_owner);
     if (!result.holder)
         return reporter.ok({{"status", "free"}, {"key", opts.key}},
                            "lock " + in_quotes(opts.key) + " was not held");
-    return reporter.ok(
-        {{"status", "released"},
-         {"key", opts.key},
-         {"holder", *result.holder},
-         {"ttl_ms", ttl_ms_json(result.ttl)}},
-        "released lock " + in_quotes(opts.key) + " (held by " + *result.holder + ", " +
-            (result.ttl ? format_duration(*result.ttl) + " left" : "without a TTL") + ")");
+    json out{{"status", result.released ? "released" : "not_owner"}, {"key", opts.key}};
+    put_holder(out, *result.holder, result.details, result.ttl, result.now_ms);
+    const std::string who =
+        held_sentence(*result.holder, result.details, result.ttl, result.now_ms);
+    if (!result.released)
+        return reporter.refuse(std::move(out),
+                               "not released: lock " + in_quotes(opts.key) +
+                                   " is no longer held by owner " + opts.owner + "; it is now " +
+                                   who + " (owner " + *result.holder + ")",
+                               exit_code::refused);
+    return reporter.ok(out, "released lock " + in_quotes(opts.key) + " (owner " + *result.holder +
+                                "), which was " + who);
 }
 
 int status(const Invocation& inv, const LockCommandOptions& opts) {
@@ -109,18 +138,38 @@ int status(const Invocation& inv, const LockCommandOptions& opts) {
     validate_key(opts.key);
     const LockStatus state = open_locks(inv.global)->status(opts.key);
     json result{{"status", state.holder ? "held" : "free"}, {"key", opts.key}};
-    std::string text = "key:    " + opts.key + "\nstate:  " + (state.holder ? "held" : "free");
+    std::string text = "key:    " + opts.key + "\nstate:  ";
     if (state.holder) {
-        result["holder"] = *state.holder;
-        result["ttl_ms"] = ttl_ms_json(state.ttl);
-        text += "\nholder: " + *state.holder + "\nttl_ms: " +
-                (state.ttl ? std::to_string(state.ttl->count())
-                           : "none (" + when_free(state.ttl) + ")");
+        put_holder(result, *state.holder, state.details, state.ttl, state.now_ms);
+        text += held_sentence(*state.holder, state.details, state.ttl, state.now_ms) +
+                "\nholder: " + *state.holder;
+        if (state.details)
+            text += "\nuser:   " + state.details->who.user;
+        text += "\nttl_ms: " + (state.ttl ? std::to_string(state.ttl->count()) : "none");
+    } else {
+        text += "free";
     }
     result["fence"] = state.fence ? json(*state.fence) : json(nullptr);
     text += "\nfence:  " + (state.fence ? std::to_string(*state.fence) : std::string("none"));
     reporter.ok(result, text);
     return state.holder ? exit_code::ok : exit_code::refused;
+}
+
+int list(const Invocation& inv, const LockCommandOptions& opts) {
+    const Reporter reporter(inv.global.json);
+    const std::string pattern = opts.key.empty() ? "*" : opts.key;
+    if (pattern.size() > max_key_bytes)
+        throw UsageError("invalid pattern: at most " + std::to_string(max_key_bytes) + " bytes");
+    const std::vector<LockListing> locks = open_locks(inv.global)->list(pattern);
+    json out = json::array();
+    for (const LockListing& lock : locks) {
+        json entry{{"key", lock.key}};
+        put_holder(entry, lock.status.holder.value_or(""), lock.status.details, lock.status.ttl,
+                   lock.status.now_ms);
+        entry["fence"] = lock.status.fence ? json(*lock.status.fence) : json(nullptr);
+        out.push_back(std::move(entry));
+    }
+    return reporter.ok(out, locks.empty() ? "" : listing_table(locks));
 }
 
 namespace {
@@ -167,9 +216,24 @@ void setup_lock_commands(CLI::App& app, Invocation& inv) {
         app, inv, "release", "Release KEY if --owner still owns it (exit 1 if not)", release);
     add_owner(*cmd, *opts);
 
-    add_lock_command(app, inv, "force-release",
-                     "Release KEY whoever holds it (operator recovery); exit 0 either way",
-                     force_release);
+    std::tie(cmd, opts) = add_lock_command(
+        app, inv, "force-release",
+        "Release KEY whoever holds it (operator recovery), or with --owner only while that owner "
+        "still holds it; says whom it removed",
+        force_release);
+    cmd->add_option("--owner", opts->owner,
+                    "Only if this owner token (as status showed it) still holds KEY; otherwise "
+                    "exit 1 and leave the lock alone")
+        ->type_name("TOKEN")
+        ->check(non_empty);
+
+    auto list_command = add_command(
+        app, inv, "list",
+        "List the held locks (KEYs matching PATTERN, default all): holder, age, TTL, fence", list);
+    list_command.first
+        ->add_option("PATTERN", list_command.second->key,
+                     "A glob on the lock's KEY: * any run, ? one character, [abc] a set")
+        ->check(non_empty);
 
     add_lock_command(
         app, inv, "status",

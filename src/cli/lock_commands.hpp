@@ -23,6 +23,8 @@ int extend(const Invocation& inv, const LockCommandOptions& opts);
 // For operators, whoever holds the lock.
 int force_release(const Invocation& inv, const LockCommandOptions& opts);
 int status(const Invocation& inv, const LockCommandOptions& opts);
+// opts.key is the PATTERN (empty: every lock).
+int list(const Invocation& inv, const LockCommandOptions& opts);
 
 void setup_lock_commands(CLI::App& app, Invocation& inv);
 

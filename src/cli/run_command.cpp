@@ -1,5 +1,7 @@
 #include "cli/run_command.hpp"
 
+#include "cli/lock_output.hpp"
+
 namespace dlock::cli {
 
 std::vector<std::string> command_argv(const RunCommandOptions& opts) {
@@ -27,7 +29,10 @@ RunSpec run_spec(const RunCommandOptions& opts) {
 int run(const Invocation& inv, const RunCommandOptions& opts) {
     const Reporter reporter(inv.global.json);
     const RunSpec spec = run_spec(opts);
-    const LockConfig config = lock_config(inv.global);
+    std::string command_line;
+    for (const std::string& arg : spec.argv)
+        command_line += (command_line.empty() ? "" : " ") + arg;
+    const LockConfig config = lock_config(inv.global, this_process(command_line));
     validate_prefix(config.prefix);
     RunHooks hooks;
     hooks.timeout = config.timeout;
