@@ -3,6 +3,7 @@
 #include "dlock/error.hpp"
 
 #include <cstdint>
+#include <iterator>
 
 namespace dlock {
 namespace {
@@ -116,8 +117,11 @@ Millis parse_wait(std::string_view text) {
 }
 
 std::string duration_text(Millis duration) {
-    return duration.count() % 1000 == 0 ? std::to_string(duration.count() / 1000) + "s"
-                                        : std::to_string(duration.count()) + "ms";
+    // The largest unit that states it exactly: units run from the largest down.
+    for (auto unit = std::rbegin(units); unit != std::rend(units); ++unit)
+        if (duration.count() % unit->ms == 0 && (duration.count() != 0 || unit->ms == 1000))
+            return std::to_string(duration.count() / unit->ms) + std::string(unit->name);
+    return std::to_string(duration.count()) + "ms";
 }
 
 std::string format_duration(Millis duration) {

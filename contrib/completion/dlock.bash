@@ -4,8 +4,8 @@
 
 _dlock() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local global_options="--redis --timeout --prefix --json -E --conflict-exit-code --db -h --help
-        -V --version"
+    local global_options="--redis --timeout --prefix --json -E --conflict-exit-code --db --config
+        -h --help -V --version"
     # Options that take a value: the word after them is that value, not a subcommand.
     local with_value="--redis --timeout --prefix -E --conflict-exit-code --db --config --layout
         --ttl --wait --owner --kill-grace -c --account --amount --idempotency-key --fence
@@ -68,7 +68,7 @@ _dlock() {
     case $command in
     "")
         if [[ $cur != -* ]]; then
-            COMPREPLY=($(compgen -W "acquire block release force-release status list extend run
+            COMPREPLY=($(compgen -W "acquire block release force-release status list extend run config
                 deposit withdraw balance history verify invoice" -- "$cur"))
             return 0
         fi
@@ -78,7 +78,7 @@ _dlock() {
     release) options="--owner" ;;
     extend) options="--owner --ttl" ;;
     force-release) options="--owner" ;;
-    status | list) ;;
+    status | list | config) ;;
     run) options="--ttl --wait -n --nonblock --kill-grace -c --" ;;
     deposit) options="--account --amount --idempotency-key --hold $ledger_options" ;;
     withdraw)

@@ -7,19 +7,28 @@
 
 namespace dlock::cli {
 
-void add_global_options(CLI::App& app, GlobalOptions& global) {
+void add_global_options(CLI::App& app, Invocation& inv) {
+    const Settings& settings = inv.settings;
+    GlobalOptions& global = inv.global;
+    global.redis_url = settings.value("redis_url");
+    global.redis_password = settings.value("redis_password");
+    global.timeout = settings.value("timeout");
+    global.prefix = settings.value("prefix");
+    global.json = settings.value("json") == "true";
+    global.conflict_exit_code = std::stoi(settings.value("conflict_exit_code"));
+    global.db = settings.value("db");
+    global.fence_idle = settings.value("fence_idle");
+
     app.add_option("--redis", global.redis_url,
                    "Redis URL: redis://[user[:password]@]host[:port][/db] or "
                    "unix:///path/to/socket[?db=N]")
         ->type_name("URL")
-        ->envname("DLOCK_REDIS_URL")
         ->capture_default_str();
     app.add_option("--timeout", global.timeout, "Connect and command timeout (DUR)")
         ->type_name("DUR")
         ->capture_default_str();
     app.add_option("--prefix", global.prefix, "Namespace for every Redis key")
         ->type_name("PREFIX")
-        ->envname("DLOCK_PREFIX")
         ->check(non_empty)
         ->check(CLI::Validator(
             [](std::string& value) {
@@ -37,8 +46,16 @@ void add_global_options(CLI::App& app, GlobalOptions& global) {
         ->capture_default_str();
     app.add_option("--db", global.db, "Ledger file (ledger commands only)")
         ->type_name("PATH")
-        ->envname("DLOCK_DB")
         ->capture_default_str();
+    app.add_option("--config", global.config_file,
+                   "Read settings from FILE instead of ~/.config/dlock/dlock.conf (see "
+                   "'dlock config')")
+        ->type_name("FILE");
+}
+
+void apply_settings(KeyedLockOptions& opts, const Settings& settings) {
+    opts.ttl = settings.value("ttl");
+    opts.wait = settings.value("wait");
 }
 
 LockConfig lock_config(const GlobalOptions& global, Identity identity) {
@@ -47,8 +64,9 @@ LockConfig lock_config(const GlobalOptions& global, Identity identity) {
     config.url = global.redis_url;
     config.timeout = parse_positive_duration(global.timeout);
     config.prefix = global.prefix;
-    if (const char* password = std::getenv("DLOCK_REDIS_PASSWORD"); password && *password)
-        config.password = password;
+    config.fence_idle = parse_positive_duration(global.fence_idle);
+    if (!global.redis_password.empty())
+        config.password = global.redis_password;
     return config;
 }
 

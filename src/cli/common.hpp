@@ -1,6 +1,7 @@
 // What every subcommand shares: global options, opening the backends, reporting outcomes.
 #pragma once
 
+#include "cli/settings.hpp"
 #include "dlock/backends.hpp"
 #include "dlock/scoped_lease.hpp"
 
@@ -20,15 +21,21 @@ struct GlobalOptions {
     bool json = false;
     int conflict_exit_code = exit_code::conflict;
     std::string db = "dlock-ledger.db"; // the ledger; only ledger commands open it
+    std::string config_file;            // --config: read before parsing (settings.hpp)
+    // Settings without a flag of their own.
+    std::string redis_password;
+    std::string fence_idle = duration_text(default_fence_idle);
 };
 
 // The parsed command line and the exit code the subcommand that ran decided on.
 struct Invocation {
+    Settings settings; // the defaults every option starts from
     GlobalOptions global;
     int exit_code = exit_code::ok;
 };
 
-void add_global_options(CLI::App& app, GlobalOptions& global);
+// The global options, their defaults from inv.settings.
+void add_global_options(CLI::App& app, Invocation& inv);
 
 // Where locks live, from --redis, --timeout, --prefix and DLOCK_REDIS_PASSWORD; acquisitions
 // record `identity` as their holder.
@@ -56,6 +63,8 @@ struct KeyedLockOptions {
     std::string ttl = duration_text(default_ttl);
     std::string wait = duration_text(default_wait);
 };
+// Their defaults as the settings say (DLOCK_TTL, DLOCK_WAIT, config files).
+void apply_settings(KeyedLockOptions& opts, const Settings& settings);
 
 // Refuses an empty value: CLI11 would otherwise take the next word for `--option=`.
 extern const CLI::Validator non_empty;

@@ -236,6 +236,10 @@ add_ledger_command(CLI::App& parent, Invocation& inv, const std::string& name,
                    const std::string& help,
                    int (*run)(const Invocation&, const LedgerCommandOptions&)) {
     const auto [command, opts] = add_command(parent, inv, name, help, run);
+    opts->ttl = inv.settings.value("ttl");
+    opts->wait = inv.settings.value("wait");
+    opts->busy_timeout = inv.settings.value("db_busy_timeout");
+    opts->retry = inv.settings.value("db_retry");
     command
         ->add_option("--db-busy-timeout", opts->busy_timeout,
                      "How long SQLite waits for the ledger's write lock per attempt (DUR)")

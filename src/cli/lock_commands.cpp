@@ -190,6 +190,7 @@ std::pair<CLI::App*, LockCommandOptions*>
 add_lock_command(CLI::App& app, Invocation& inv, const std::string& name, const std::string& help,
                  int (*run)(const Invocation&, const LockCommandOptions&)) {
     const auto added = add_command(app, inv, name, help, run);
+    apply_settings(*added.second, inv.settings);
     add_key_argument(*added.first, added.second->key);
     return added;
 }

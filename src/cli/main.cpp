@@ -50,10 +50,20 @@ int main(int argc, char** argv) {
     app.footer(
         "Global options (--redis, --timeout, --prefix, --json, -E, --db) may come before or\n"
         "after the subcommand. 'dlock SUBCOMMAND --help' shows a subcommand's own options.\n"
-        "Environment: DLOCK_REDIS_URL, DLOCK_REDIS_PASSWORD, DLOCK_PREFIX, DLOCK_OWNER,\n"
-        "DLOCK_DB (the ledger file; default ./dlock-ledger.db).");
+        "Settings: every default can come from the environment (DLOCK_REDIS_URL,\n"
+        "DLOCK_REDIS_PASSWORD, DLOCK_TIMEOUT, DLOCK_PREFIX, DLOCK_JSON, DLOCK_CONFLICT_EXIT_CODE,\n"
+        "DLOCK_DB, DLOCK_TTL, DLOCK_WAIT, DLOCK_KILL_GRACE, DLOCK_FENCE_IDLE,\n"
+        "DLOCK_DB_BUSY_TIMEOUT, DLOCK_DB_RETRY) or a TOML config file (/etc/dlock/dlock.conf,\n"
+        "then ~/.config/dlock/dlock.conf or --config FILE): flag > environment > user file >\n"
+        "system file > built-in. 'dlock config' shows what is in effect. DLOCK_OWNER is\n"
+        "--owner's default for release and extend.");
 
     cli::Invocation inv;
+    try {
+        inv.settings = cli::Settings::resolve(cli::config_file_argument(argc, argv));
+    } catch (const Error& e) {
+        return cli::report_error(e.what(), e.exit_code(), wants_json(argc, argv));
+    }
     cli::add_commands(app, inv);
 
     if (const auto mistake = cli::empty_equals_value(argc, argv))

@@ -71,6 +71,8 @@ int run(const Invocation& inv, const RunCommandOptions& opts) {
 
 void setup_run_command(CLI::App& app, Invocation& inv) {
     auto opts = std::make_shared<RunCommandOptions>();
+    apply_settings(*opts, inv.settings);
+    opts->kill_grace = inv.settings.value("kill_grace");
     auto* cmd = app.add_subcommand(
         "run", "Run a command while holding KEY, renewing the lease while it runs");
     cmd->footer("Usage: dlock run KEY [options] -- CMD [ARGS...]\n"

@@ -1,0 +1,235 @@
+#include "cli/settings.hpp"
+
+#include "dlock/backends.hpp"
+#include "dlock/runner.hpp"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <sys/stat.h>
+
+namespace dlock::cli {
+namespace {
+
+// What a setting's value must be; each is checked the way its flag is.
+enum class Kind { url, password, duration, positive_duration, wait, exit_code, prefix, path, flag };
+
+struct Definition {
+    std::string_view key;
+    Kind kind;
+    std::string builtin;
+};
+
+const std::vector<Definition>& definitions() {
+    static const std::vector<Definition> table{
+        {"redis_url", Kind::url, std::string(redis::default_url)},
+        {"redis_password", Kind::password, ""},
+        {"timeout", Kind::positive_duration, duration_text(redis::default_timeout)},
+        {"prefix", Kind::prefix, std::string(default_prefix)},
+        {"json", Kind::flag, "false"},
+        {"conflict_exit_code", Kind::exit_code, std::to_string(exit_code::conflict)},
+        {"db", Kind::path, "dlock-ledger.db"},
+        {"ttl", Kind::positive_duration, duration_text(default_ttl)},
+        {"wait", Kind::wait, duration_text(default_wait)},
+        {"kill_grace", Kind::duration, duration_text(default_kill_grace)},
+        {"fence_idle", Kind::positive_duration, duration_text(default_fence_idle)},
+        {"db_busy_timeout", Kind::duration, duration_text(LedgerOptions{}.sqlite.busy_timeout)},
+        {"db_retry", Kind::duration, duration_text(LedgerOptions{}.sqlite.retry_deadline)},
+    };
+    return table;
+}
+
+const Definition* find(std::string_view key) {
+    for (const Definition& d : definitions())
+        if (d.key == key)
+            return &d;
+    return nullptr;
+}
+
+bool is_true(std::string_view text) {
+    return text == "1" || text == "true" || text == "yes" || text == "on";
+}
+
+// Throws UsageError (its own message) when `value` is not what `kind` takes.
+void check(Kind kind, const std::string& value) {
+    switch (kind) {
+    case Kind::url:
+        redis::parse_url(value);
+        return;
+    case Kind::password:
+    case Kind::path:
+        if (value.empty())
+            throw UsageError("must not be empty");
+        return;
+    case Kind::duration:
+        parse_duration(value);
+        return;
+    case Kind::positive_duration:
+        parse_positive_duration(value);
+        return;
+    case Kind::wait:
+        parse_wait(value);
+        return;
+    case Kind::exit_code: {
+        const bool digits = !value.empty() && value.size() <= 3 &&
+                            std::all_of(value.begin(), value.end(),
+                                        [](unsigned char c) { return std::isdigit(c) != 0; });
+        if (!digits || std::stoi(value) > 255)
+            throw UsageError("'" + value + "' is not an exit code (0-255)");
+        return;
+    }
+    case Kind::prefix:
+        if (value.empty() || value.front() == '-')
+            throw UsageError("'" + value + "' is not a prefix");
+        validate_prefix(value);
+        return;
+    case Kind::flag:
+        if (!is_true(value) && value != "0" && value != "false" && value != "no" && value != "off")
+            throw UsageError("'" + value + "' is not true or false");
+        return;
+    }
+}
+
+void set_checked(std::map<std::string, SettingValue, std::less<>>& values, const Definition& d,
+                 std::string value, const std::string& source) {
+    try {
+        check(d.kind, value);
+    } catch (const UsageError& e) {
+        throw UsageError(source + ": " +
+                         (source.rfind("DLOCK_", 0) == 0 ? "" : std::string(d.key) + ": ") +
+                         e.what());
+    }
+    if (d.kind == Kind::flag)
+        value = is_true(value) ? "true" : "false";
+    values[std::string(d.key)] = {std::move(value), source};
+}
+
+bool holds_password(const std::vector<CLI::ConfigItem>& items) {
+    for (const CLI::ConfigItem& item : items) {
+        if (item.name == "redis_password")
+            return true;
+        if (item.name == "redis_url" && !item.inputs.empty()) {
+            try {
+                if (redis::parse_url(item.inputs.front()).password)
+                    return true;
+            } catch (const UsageError&) {
+                return true; // refused below anyway; do not say more about it
+            }
+        }
+    }
+    return false;
+}
+
+// Applies one config file, if it exists (a --config FILE must).
+void apply_file(std::map<std::string, SettingValue, std::less<>>& values, const std::string& path,
+                bool must_exist) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) {
+        if (must_exist)
+            throw UsageError("config file '" + path + "' does not exist");
+        return;
+    }
+    if (!S_ISREG(info.st_mode))
+        throw UsageError("config file '" + path + "' is not a regular file");
+    if ((info.st_mode & S_IWOTH) != 0)
+        throw UsageError("refusing config file '" + path +
+                         "': anyone can write to it (chmod o-w '" + path + "')");
+    std::vector<CLI::ConfigItem> items;
+    try {
+        items = CLI::ConfigTOML().from_file(path);
+    } catch (const CLI::Error& e) {
+        throw UsageError("cannot read config file '" + path + "': " + e.what());
+    }
+    if ((info.st_mode & S_IROTH) != 0 && holds_password(items))
+        throw UsageError("refusing config file '" + path +
+                         "': it holds a password and anyone can read it (chmod o-r '" + path +
+                         "')");
+    for (const CLI::ConfigItem& item : items) {
+        if (item.name == "++" || item.name == "--")
+            continue; // section markers
+        if (!item.parents.empty())
+            throw UsageError(path + ": sections are not used ('" + item.parents.front() + "')");
+        const Definition* d = find(item.name);
+        if (d == nullptr)
+            throw UsageError(path + ": unknown key '" + item.name + "'");
+        if (item.inputs.size() != 1)
+            throw UsageError(path + ": " + item.name + ": expected one value");
+        set_checked(values, *d, item.inputs.front(), path);
+    }
+}
+
+std::string user_config_path() {
+    if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg)
+        return std::string(xdg) + "/dlock/dlock.conf";
+    if (const char* home = std::getenv("HOME"); home && *home)
+        return std::string(home) + "/.config/dlock/dlock.conf";
+    return "";
+}
+
+} // namespace
+
+std::string env_name(std::string_view key) {
+    std::string name = "DLOCK_";
+    for (const char c : key)
+        name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return name;
+}
+
+Settings::Settings() {
+    for (const Definition& d : definitions())
+        values_[std::string(d.key)] = {d.builtin, "built-in default"};
+}
+
+Settings Settings::resolve(const std::optional<std::string>& config_file) {
+    Settings settings;
+    const char* system = std::getenv("DLOCK_SYSTEM_CONFIG");
+    apply_file(settings.values_, system && *system ? system : "/etc/dlock/dlock.conf", false);
+    if (config_file)
+        apply_file(settings.values_, *config_file, true);
+    else if (const std::string user = user_config_path(); !user.empty())
+        apply_file(settings.values_, user, false);
+    for (const Definition& d : definitions()) {
+        const std::string name = env_name(d.key);
+        if (const char* value = std::getenv(name.c_str()); value && *value)
+            set_checked(settings.values_, d, value, name);
+    }
+    return settings;
+}
+
+const SettingValue& Settings::at(std::string_view key) const {
+    const auto found = values_.find(key);
+    if (found == values_.end())
+        throw InternalError("no setting named '" + std::string(key) + "'");
+    return found->second;
+}
+
+const std::string& Settings::value(std::string_view key) const {
+    return at(key).value;
+}
+
+const std::string& Settings::source(std::string_view key) const {
+    return at(key).source;
+}
+
+std::vector<std::pair<std::string, SettingValue>> Settings::all() const {
+    std::vector<std::pair<std::string, SettingValue>> out;
+    for (const Definition& d : definitions())
+        out.emplace_back(std::string(d.key), at(d.key));
+    return out;
+}
+
+std::optional<std::string> config_file_argument(int argc, const char* const* argv) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--")
+            break;
+        if (arg == "--config" && i + 1 < argc)
+            return std::string(argv[i + 1]);
+        if (arg.rfind("--config=", 0) == 0)
+            return std::string(arg.substr(9));
+    }
+    return std::nullopt;
+}
+
+} // namespace dlock::cli
