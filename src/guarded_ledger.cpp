@@ -64,7 +64,8 @@ WithdrawalResult withdraw_under_lock(LockService& locks, Ledger& ledger,
     WithdrawalResult result;
     result.account = request.account;
     result.lock_key = withdraw_lock_key(request.account);
-    const AcquireResult acquired = locks.block(result.lock_key, request.ttl, request.wait);
+    const AcquireResult acquired =
+        locks.block(result.lock_key, request.ttl, request.wait, request.on_wait);
     if (!acquired.acquired()) {
         result.outcome = Outcome::lock_busy;
         return result;

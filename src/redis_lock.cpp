@@ -124,6 +124,8 @@ const std::string unclaimed_wake_up_ms = std::to_string(unclaimed_wake_up_lifeti
 
 // The longest single BLPOP; a longer wait is several.
 constexpr Millis longest_blocking_wait{60'000};
+// How often a watched wait reports.
+constexpr Millis progress_interval{1'000};
 
 // BLPOP's timeout: seconds with millisecond decimals (Redis 6 or newer); never 0, which would
 // mean forever.
@@ -334,7 +336,8 @@ AcquireResult RedisLock::try_acquire(std::string_view key, Millis ttl) {
 // passes in one hop, without a round trip back to the waiter and without waking the others.
 // An expiry pushes nothing: a waiter also stops blocking when the holder's remaining TTL runs
 // out (within Redis's timer tick), and its queued attempt then finds the lock free.
-AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait) {
+AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
+                               const WaitObserver& observer) {
     using clock = std::chrono::steady_clock;
     validate_key(key);
     const auto start = clock::now();
@@ -352,8 +355,11 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait) {
         const auto left = std::chrono::ceil<Millis>(deadline - clock::now());
         if (left.count() <= 0)
             return result;
+        if (observer)
+            observer({std::chrono::floor<Millis>(clock::now() - start), wait, result.holder_ttl,
+                      result.holder});
         // A holder without a TTL (not dlock's) frees the lock only by a release, which wakes us.
-        Millis sleep = std::min(left, longest_blocking_wait);
+        Millis sleep = std::min(left, observer ? progress_interval : longest_blocking_wait);
         if (result.holder_ttl)
             sleep = std::min(sleep, std::max(*result.holder_ttl, Millis{1}));
         const auto sent = clock::now();

@@ -285,9 +285,9 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
     {
         // This connection is closed before the fork, so the command cannot inherit it.
         const auto service = hooks.connect(hooks.timeout);
-        const AcquireResult acquired = spec.wait.count() <= 0
-                                           ? service->try_acquire(spec.key, spec.ttl)
-                                           : service->block(spec.key, spec.ttl, spec.wait);
+        const AcquireResult acquired =
+            spec.wait.count() <= 0 ? service->try_acquire(spec.key, spec.ttl)
+                                   : service->block(spec.key, spec.ttl, spec.wait, hooks.on_wait);
         if (!acquired.acquired()) {
             result.outcome = RunOutcome::busy;
             result.holder_ttl = acquired.holder_ttl;
@@ -320,6 +320,8 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
     }
 
     const Lease& lease = held->lease();
+    if (hooks.on_acquired)
+        hooks.on_acquired(lease);
     {
         detail::SignalRouting signals;
         detail::Terminal terminal;

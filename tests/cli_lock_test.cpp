@@ -256,6 +256,7 @@ TEST_CASE("a key another client wrote without a TTL is shown as never freeing by
     CHECK(json::parse(busy.out)["ttl_ms"].is_null());
 
     const auto shown = run_dlock_at(server.url(), {"status", "job"});
+    CAPTURE(shown.err);
     CHECK(shown.exit_code == 0);
     CHECK(shown.out.find("never frees by itself") != std::string::npos);
     CHECK(shown.out.find("-1") == std::string::npos);
@@ -363,4 +364,46 @@ TEST_CASE("list shows 1,000 held locks, or those a pattern picks, sorted, and no
     CHECK(some.out.find("web-9 pid 99 (seed)") != std::string::npos);
     CHECK(some.out.find(":fence") == std::string::npos);
     CHECK(run_dlock_at(server.url(), {"list", "nobody*"}).out.empty());
+}
+
+TEST_CASE("a wait shows a status line on a terminal, erased when done, and nothing elsewhere") {
+    RedisServer server;
+    const auto hold = [&](const std::string& key) {
+        REQUIRE(run_dlock_at(server.url(), {"acquire", key, "--ttl", "2500ms"}).exit_code == 0);
+    };
+    const std::string binary = dlock::test::dlock_argv({}).front();
+    const auto on_terminal = [&](const std::string& args) {
+        // script(1) gives dlock a pseudo-terminal for stdin, stdout and stderr.
+        return dlock::test::run({"/usr/bin/script", "-q", "-e", "-c",
+                                 binary + " --redis " + server.url() + " " + args, "/dev/null"});
+    };
+
+    hold("a");
+    const auto shown = on_terminal("block a --wait 10s");
+    CAPTURE(shown.out);
+    CHECK(shown.exit_code == 0);
+    CHECK(shown.out.find("\r\033[Kwaiting for 'a' 2.") != std::string::npos);
+    CHECK(shown.out.find("held by ") != std::string::npos);
+    // Erased before the token is printed: the token stands alone on its line.
+    const auto erased = shown.out.rfind("\r\033[K");
+    REQUIRE(erased != std::string::npos);
+    CHECK(shown.out.substr(erased + 4, 33).find_first_not_of("0123456789abcdef") == 32);
+
+    hold("b");
+    const auto quiet = on_terminal("block b --wait 10s -q");
+    CHECK(quiet.exit_code == 0);
+    CHECK(quiet.out.find("waiting") == std::string::npos);
+
+    hold("c");
+    const auto logged = run_dlock_at(server.url(), {"block", "c", "--wait", "10s"});
+    CHECK(logged.exit_code == 0);
+    CHECK(logged.err.empty()); // not a terminal, no -v: silent
+
+    hold("d");
+    const auto verbose = run_dlock_at(server.url(), {"block", "d", "--wait", "10s", "-v"});
+    CHECK(verbose.exit_code == 0);
+    CHECK(line_count(verbose.err) == 2);
+    CHECK(verbose.err.rfind("dlock: waiting for 'd': held by ", 0) == 0);
+    CHECK(verbose.err.find("dlock: acquired lock 'd' after ") != std::string::npos);
+    CHECK(line_count(verbose.out) == 1); // stdout has the token, nothing else
 }

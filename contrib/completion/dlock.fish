@@ -31,6 +31,8 @@ complete -c dlock -l json -d 'Print exactly one JSON object on stdout'
 complete -c dlock -s E -l conflict-exit-code -x -d 'Exit code when busy'
 complete -c dlock -l db -r -F -d 'Ledger file (or DLOCK_DB)'
 complete -c dlock -l config -r -F -d 'Read settings from FILE'
+complete -c dlock -s v -l verbose -d 'Say what dlock does and whom it waits for'
+complete -c dlock -s q -l quiet -d 'Nothing on stderr but errors'
 complete -c dlock -s h -l help -d 'Print the help and exit'
 complete -c dlock -s V -l version -d 'Print the version and exit'
 

@@ -53,6 +53,7 @@ struct LockedWithdrawal {
     Millis ttl = default_ttl;   // lease of the account's lock
     Millis wait = default_wait; // longest wait for it; wait_forever waits
     Millis work{0};             // simulated work inside the write
+    WaitObserver on_wait{};     // told how the wait for the lock goes (optional)
 };
 
 struct WithdrawalResult {

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -81,6 +82,15 @@ struct AcquireResult {
     bool acquired() const { return lease.has_value(); }
 };
 
+// How a wait is going, for progress reports: told when it starts and about once a second.
+struct WaitProgress {
+    Millis waited{0};
+    Millis wait{0};                      // the longest wait; wait_forever when unbounded
+    Remaining holder_ttl;                // what is left of the holder's lease
+    std::optional<HolderDetails> holder; // who holds it, if it said
+};
+using WaitObserver = std::function<void(const WaitProgress&)>;
+
 // Why an owner-checked release or extend did (not) happen.
 enum class OwnerCheck { done, not_held, not_owner };
 
@@ -118,7 +128,13 @@ public:
     virtual AcquireResult try_acquire(std::string_view key, Millis ttl) = 0;
     // Waits until the lock is free or `wait` runs out (Laravel's block()); wait_forever waits.
     // Waiting is pushed by the store (a release wakes a waiter), never a fixed poll.
-    virtual AcquireResult block(std::string_view key, Millis ttl, Millis wait) = 0;
+    AcquireResult block(std::string_view key, Millis ttl, Millis wait) {
+        return block(key, ttl, wait, WaitObserver{});
+    }
+    // The same, telling `observer` how the wait goes (when it starts, then about every second;
+    // the store is then asked at least that often).
+    virtual AcquireResult block(std::string_view key, Millis ttl, Millis wait,
+                                const WaitObserver& observer) = 0;
     virtual OwnerCheck release(std::string_view key, std::string_view token) = 0;
     virtual OwnerCheck extend(std::string_view key, std::string_view token, Millis ttl) = 0;
     // Frees the lock whoever holds it; with `only_owner`, only while that owner still holds it

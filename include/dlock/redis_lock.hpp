@@ -38,8 +38,10 @@ public:
     RedisLock(const redis::Options& options, std::string prefix, Identity identity = {},
               Millis fence_idle = default_fence_idle);
 
+    using LockService::block;
     AcquireResult try_acquire(std::string_view key, Millis ttl) override;
-    AcquireResult block(std::string_view key, Millis ttl, Millis wait) override;
+    AcquireResult block(std::string_view key, Millis ttl, Millis wait,
+                        const WaitObserver& observer) override;
     OwnerCheck release(std::string_view key, std::string_view token) override;
     OwnerCheck extend(std::string_view key, std::string_view token, Millis ttl) override;
     ForceReleaseResult force_release(std::string_view key,

@@ -42,6 +42,10 @@ struct RunHooks {
     Millis timeout = redis::default_timeout; // the configured Redis timeout
     // One-line messages while the command runs (renewal trouble, lost lock, release failure).
     Notice notice;
+    // Told how the wait for the lock goes (optional), and when the lock is taken, right before
+    // the command starts (optional).
+    WaitObserver on_wait;
+    std::function<void(const Lease&)> on_acquired;
 };
 
 // How a run ended; one value from a closed set, mapped to exit codes by the CLI.

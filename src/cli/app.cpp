@@ -35,7 +35,7 @@ int print_settings(const Invocation& inv) {
             {{"key", key}, {"value", value}, {"source", setting.source}, {"env", env_name(key)}});
         rows.push_back({key + " = \"" + value + "\"", "# " + setting.source});
     }
-    return Reporter(inv.global.json).ok(out, text_table(rows, {false, false}));
+    return Reporter(inv.global).ok(out, text_table(rows, {false, false}));
 }
 
 std::optional<std::string> empty_equals_value(int argc, const char* const* argv) {

@@ -39,6 +39,9 @@ void add_global_options(CLI::App& app, Invocation& inv) {
             "", "not-an-option"))
         ->capture_default_str();
     app.add_flag("--json", global.json, "Print exactly one JSON object on stdout");
+    auto* verbose = app.add_flag("-v,--verbose", global.verbose,
+                                 "Say on stderr what dlock does and whom it waits for");
+    app.add_flag("-q,--quiet", global.quiet, "Nothing on stderr but errors")->excludes(verbose);
     app.add_option("-E,--conflict-exit-code", global.conflict_exit_code,
                    "Exit code when the lock is busy or the wait runs out")
         ->type_name("N")
@@ -179,12 +182,13 @@ int Reporter::refuse(nlohmann::json result, const std::string& message, int code
 }
 
 void Reporter::warn(const std::string& message) const {
-    std::cerr << "dlock: " << printable(message) << '\n';
+    if (!quiet_)
+        std::cerr << "dlock: " << printable(message) << '\n';
 }
 
 Notice Reporter::notice() const {
-    return [](const std::string& message) {
-        Reporter(false).warn(message);
+    return [reporter = *this](const std::string& message) {
+        reporter.warn(message);
     };
 }
 

@@ -19,6 +19,8 @@ struct GlobalOptions {
     std::string timeout = duration_text(redis::default_timeout);
     std::string prefix{default_prefix};
     bool json = false;
+    bool verbose = false; // -v: say what dlock does and whom it waits for, on stderr
+    bool quiet = false;   // -q: nothing on stderr but errors
     int conflict_exit_code = exit_code::conflict;
     std::string db = "dlock-ledger.db"; // the ledger; only ledger commands open it
     std::string config_file;            // --config: read before parsing (settings.hpp)
@@ -73,20 +75,21 @@ extern const CLI::Validator non_empty;
 // prefixed "dlock: ". Every method returns the exit code it was given, for `return`.
 class Reporter {
 public:
-    explicit Reporter(bool json) : json_(json) {}
+    explicit Reporter(const GlobalOptions& global) : json_(global.json), quiet_(global.quiet) {}
 
     // Success: `text` (if any) on stdout, or `result` as JSON.
     int ok(const nlohmann::json& result, const std::string& text) const;
     // An expected refusal (busy, not owner, ...): `message` on stderr; with --json, `result`
     // plus "error" and "code" on stdout.
     int refuse(nlohmann::json result, const std::string& message, int code) const;
-    // A warning on stderr that changes nothing else.
+    // A warning on stderr that changes nothing else; none with --quiet.
     void warn(const std::string& message) const;
     // warn() as a Notice for the library.
     Notice notice() const;
 
 private:
     bool json_;
+    bool quiet_;
 };
 
 // A message as dlock prints it: one line, whatever it quotes. Control characters and bytes

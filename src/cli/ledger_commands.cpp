@@ -6,6 +6,7 @@
 #include "cli/ledger_commands.hpp"
 
 #include "cli/ledger_output.hpp"
+#include "cli/progress.hpp"
 #include "dlock/race_demo.hpp"
 
 #include <iostream>
@@ -123,8 +124,11 @@ int withdraw(const Invocation& inv, const LedgerCommandOptions& opts) {
     const std::unique_ptr<LockService> locks = open_locks(
         inv.global, this_process("dlock withdraw --account " + std::to_string(request.account)));
     const std::unique_ptr<Ledger> ledger = open(inv, options);
+    WaitReport waiting(inv.global, withdraw_lock_key(request.account));
+    request.on_wait = waiting.observer();
     const WithdrawalResult result =
-        withdraw_under_lock(*locks, *ledger, request, Reporter(false).notice());
+        withdraw_under_lock(*locks, *ledger, request, Reporter(inv.global).notice());
+    waiting.finished(result.fence ? std::optional(result.fence->token) : std::nullopt);
     subject.balance = result.balance;
     subject.lock_key = result.lock_key;
     json out = account_json(request.account, result.balance);
@@ -170,7 +174,7 @@ int verify(const Invocation& inv, const LedgerCommandOptions& opts) {
     if (checked.status != LedgerStatus::ok)
         return report(inv, outcome_of(checked.status), {}, json::object(), "");
 
-    const Reporter reporter(inv.global.json);
+    const Reporter reporter(inv.global);
     if (checked.clean())
         return reporter.ok(verify_json(checked),
                            "ok: every balance matches its journal; integrity ok");
@@ -209,7 +213,7 @@ int process_invoice(const Invocation& inv, const LedgerCommandOptions& opts) {
         open_locks(inv.global, this_process("dlock invoice process " + std::to_string(id)));
     const std::unique_ptr<Ledger> ledger = open(inv, options);
     const InvoiceProcessing result =
-        process_invoice_once(*locks, *ledger, id, ttl, hold, Reporter(false).notice());
+        process_invoice_once(*locks, *ledger, id, ttl, hold, Reporter(inv.global).notice());
     json out = invoice_json(id, result.details, result.balance);
     Subject subject{.invoice = id, .balance = result.balance, .lock_key = result.lock_key};
     if (result.details) {

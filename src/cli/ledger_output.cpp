@@ -71,7 +71,7 @@ Verdict judge(Outcome outcome, const Subject& subject, int conflict_code) {
 
 int report(const Invocation& inv, Outcome outcome, const Subject& subject, json result,
            const std::string& text) {
-    const Reporter reporter(inv.global.json);
+    const Reporter reporter(inv.global);
     const Verdict verdict = judge(outcome, subject, inv.global.conflict_exit_code);
     result["status"] = to_string(outcome);
     if (verdict.code != exit_code::ok)

@@ -4,6 +4,7 @@
 #include "cli/lock_commands.hpp"
 
 #include "cli/lock_output.hpp"
+#include "cli/progress.hpp"
 
 namespace dlock::cli {
 namespace {
@@ -61,7 +62,7 @@ int report_owner_check(const Reporter& reporter, std::string_view key, OwnerChec
 } // namespace
 
 int acquire(const Invocation& inv, const LockCommandOptions& opts) {
-    const Reporter reporter(inv.global.json);
+    const Reporter reporter(inv.global);
     validate_key(opts.key);
     const Millis ttl = parse_positive_duration(opts.ttl);
     // The lock is the calling script's: its process is what operators will look for.
@@ -76,12 +77,14 @@ int acquire(const Invocation& inv, const LockCommandOptions& opts) {
 }
 
 int block(const Invocation& inv, const LockCommandOptions& opts) {
-    const Reporter reporter(inv.global.json);
+    const Reporter reporter(inv.global);
     validate_key(opts.key);
     const Millis ttl = parse_positive_duration(opts.ttl);
     const Millis wait = parse_wait(opts.wait);
+    WaitReport report(inv.global, opts.key);
     const AcquireResult result =
-        open_locks(inv.global, parent_process())->block(opts.key, ttl, wait);
+        open_locks(inv.global, parent_process())->block(opts.key, ttl, wait, report.observer());
+    report.finished(result.acquired() ? std::optional(result.lease->fence) : std::nullopt);
     if (result.acquired())
         return report_acquired(reporter, opts.key, *result.lease);
     return reporter.refuse(busy_json(opts.key, result),
@@ -96,7 +99,7 @@ int release(const Invocation& inv, const LockCommandOptions& opts) {
     validate_key(opts.key);
     validate_token(opts.owner);
     const OwnerCheck check = open_locks(inv.global)->release(opts.key, opts.owner);
-    return report_owner_check(Reporter(inv.global.json), opts.key, check, "released", "released");
+    return report_owner_check(Reporter(inv.global), opts.key, check, "released", "released");
 }
 
 int extend(const Invocation& inv, const LockCommandOptions& opts) {
@@ -104,11 +107,11 @@ int extend(const Invocation& inv, const LockCommandOptions& opts) {
     validate_token(opts.owner);
     const Millis ttl = parse_positive_duration(opts.ttl);
     const OwnerCheck check = open_locks(inv.global)->extend(opts.key, opts.owner, ttl);
-    return report_owner_check(Reporter(inv.global.json), opts.key, check, "extended", "extended");
+    return report_owner_check(Reporter(inv.global), opts.key, check, "extended", "extended");
 }
 
 int force_release(const Invocation& inv, const LockCommandOptions& opts) {
-    const Reporter reporter(inv.global.json);
+    const Reporter reporter(inv.global);
     validate_key(opts.key);
     std::optional<std::string_view> only_owner;
     if (!opts.owner.empty()) {
@@ -134,7 +137,7 @@ int force_release(const Invocation& inv, const LockCommandOptions& opts) {
 }
 
 int status(const Invocation& inv, const LockCommandOptions& opts) {
-    const Reporter reporter(inv.global.json);
+    const Reporter reporter(inv.global);
     validate_key(opts.key);
     const LockStatus state = open_locks(inv.global)->status(opts.key);
     json result{{"status", state.holder ? "held" : "free"}, {"key", opts.key}};
@@ -156,7 +159,7 @@ int status(const Invocation& inv, const LockCommandOptions& opts) {
 }
 
 int list(const Invocation& inv, const LockCommandOptions& opts) {
-    const Reporter reporter(inv.global.json);
+    const Reporter reporter(inv.global);
     const std::string pattern = opts.key.empty() ? "*" : opts.key;
     if (pattern.size() > max_key_bytes)
         throw UsageError("invalid pattern: at most " + std::to_string(max_key_bytes) + " bytes");

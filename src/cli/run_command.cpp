@@ -1,6 +1,7 @@
 #include "cli/run_command.hpp"
 
 #include "cli/lock_output.hpp"
+#include "cli/progress.hpp"
 
 namespace dlock::cli {
 
@@ -27,7 +28,7 @@ RunSpec run_spec(const RunCommandOptions& opts) {
 }
 
 int run(const Invocation& inv, const RunCommandOptions& opts) {
-    const Reporter reporter(inv.global.json);
+    const Reporter reporter(inv.global);
     const RunSpec spec = run_spec(opts);
     std::string command_line;
     for (const std::string& arg : spec.argv)
@@ -42,8 +43,15 @@ int run(const Invocation& inv, const RunCommandOptions& opts) {
         return open_lock_service(renewal);
     };
     hooks.notice = reporter.notice();
+    WaitReport report(inv.global, spec.key);
+    hooks.on_wait = report.observer();
+    // Before the command writes anything: the status line goes first.
+    hooks.on_acquired = [&report](const Lease& lease) {
+        report.finished(lease.fence);
+    };
 
     const RunResult result = run_locked(spec, hooks);
+    report.finished(std::nullopt);
     switch (result.outcome) {
     case RunOutcome::exited:
         return result.status;
