@@ -316,9 +316,16 @@ void Connection::throw_context_error(std::string_view doing) const {
 // reply may take longer than the socket's own timeout, which stays as it is (a poll costs one
 // system call; changing the timeout there and back, four).
 void Connection::wait_readable(Millis timeout) {
+    if (!readable_within(timeout))
+        throw TimeoutError("waiting on Redis at " + where_ + ": timed out");
+}
+
+// Sends what was appended; true once something can be read, false if nothing came in `wait`.
+// A signal that interrupts the wait ends it early (false), so a caller can act on it.
+bool Connection::readable_within(Millis wait) {
     const redisReader* reader = context_->reader;
     if (reader != nullptr && reader->pos < reader->len)
-        return; // an earlier read already brought (part of) the reply
+        return true; // an earlier read already brought (part of) the reply
     {
         const SigpipeBlocked sending;
         for (int done = 0; done == 0;)
@@ -326,18 +333,35 @@ void Connection::wait_readable(Millis timeout) {
                 throw_context_error("cannot send a command to");
     }
     using clock = std::chrono::steady_clock;
-    const auto deadline = clock::now() + timeout;
+    const auto deadline = clock::now() + wait;
     for (;;) {
         const auto left = std::chrono::ceil<Millis>(deadline - clock::now());
         if (left.count() <= 0)
-            throw TimeoutError("waiting on Redis at " + where_ + ": timed out");
+            return false;
         pollfd pfd{context_->fd, POLLIN, 0};
         const int ready = poll(&pfd, 1, static_cast<int>(std::min(left, Millis{60'000}).count()));
         if (ready > 0)
-            return;
-        if (ready < 0 && errno != EINTR)
+            return true;
+        if (ready < 0 && errno == EINTR)
+            return false;
+        if (ready < 0)
             throw IoError("waiting on Redis at " + where_ + " failed: " + std::strerror(errno));
     }
+}
+
+void Connection::send(const std::vector<std::string_view>& args) {
+    append(args);
+    for (; pending_setup_replies_ > 0; --pending_setup_replies_)
+        read_reply();
+}
+
+std::optional<Reply> Connection::receive(Millis wait) {
+    void* buffered = nullptr;
+    if (redisGetReplyFromReader(context_.get(), &buffered) == REDIS_OK && buffered != nullptr)
+        return Reply(static_cast<redisReply*>(buffered));
+    if (!readable_within(wait))
+        return std::nullopt;
+    return read_reply();
 }
 
 void Connection::append(const std::vector<std::string_view>& args) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,8 @@ end
 // INCR cannot count is reported ({-1, what it holds}) before anything is written: a script that
 // fails half-way is not rolled back. A refused attempt marks that someone may wait, so the
 // next release leaves a wake-up.
-// ARGV: 1 token, 2 ttl ms, 3 fence TTL ms, 4 host, 5 pid, 6 user, 7 command, 8 waiting ms.
+// ARGV: 1 token, 2 ttl ms, 3 fence TTL ms, 4 host, 5 pid, 6 user, 7 command, 8 waiting ms,
+// 9 the events channel.
 constexpr std::string_view acquire_body = R"lua(
 local readable, fence = pcall(redis.call, 'GET', KEYS[3])
 if not readable then return {-1, 'a value of type ' .. redis.call('TYPE', KEYS[3])['ok']} end
@@ -41,6 +43,7 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('HSET', KEYS[2], 'owner', ARGV[1], 'host', ARGV[4], 'pid', ARGV[5], 'user', ARGV[6],
              'command', ARGV[7], 'since_ms', now_ms(), 'renewals', 0)
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  redis.call('PUBLISH', ARGV[9], 'acquired')
   return {1, token}
 end
 redis.call('SET', KEYS[4], 1, 'PX', ARGV[8])
@@ -48,18 +51,18 @@ return {0, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[1]), redis.call('
 )lua";
 
 // Shared by every script that frees a lock (ARGV[1]: how long an unclaimed wake-up stays,
-// ARGV[2]: the release channel). When someone may wait, it leaves exactly one wake-up on the
-// wake list: Redis hands it to the waiter blocked longest, and only that one wakes (see
+// ARGV[2]: the events channel, told `event`). When someone may wait, it leaves exactly one wake-up
+// on the wake list: Redis hands it to the waiter blocked longest, and only that one wakes (see
 // block()); it stays a while, so a waiter that was about to block still sees it. When nobody
 // waits, nothing is left behind.
 constexpr std::string_view free_and_wake_one = R"lua(
-local function free_and_wake_one()
+local function free_and_wake_one(event)
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[5])
   if redis.call('EXISTS', KEYS[4]) == 1 then
     redis.call('RPUSH', KEYS[5], 1)
     redis.call('PEXPIRE', KEYS[5], ARGV[1])
   end
-  redis.call('PUBLISH', ARGV[2], 'released')
+  redis.call('PUBLISH', ARGV[2], event)
 end
 )lua";
 
@@ -72,7 +75,7 @@ if holder ~= ARGV[3] then
   return 0
 end
 if ARGV[4] == '' then
-  free_and_wake_one()
+  free_and_wake_one('released')
 else
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   if redis.call('HGET', KEYS[2], 'owner') == ARGV[3] then
@@ -81,6 +84,7 @@ else
     redis.call('PEXPIRE', KEYS[2], ARGV[4])
   end
   redis.call('PEXPIRE', KEYS[3], ARGV[5])
+  redis.call('PUBLISH', ARGV[2], 'extended')
 end
 return 1
 )lua";
@@ -95,7 +99,7 @@ if ARGV[3] ~= '' and holder ~= ARGV[3] then
   answer[1] = -1
   return answer
 end
-free_and_wake_one()
+free_and_wake_one('force-released')
 return answer
 )lua";
 
@@ -241,12 +245,11 @@ struct AcquireCommand {
                    const Identity& who)
         : ttl_ms(std::to_string(ttl.count())),
           fence_ttl_ms(std::to_string((ttl + fence_idle).count())),
-          pid(std::to_string(who.pid)), args{"EVAL",       acquire_script, "5",
-                                             keys.lock,    keys.holder,    keys.fence,
-                                             keys.waiting, keys.wake,      token,
-                                             ttl_ms,       fence_ttl_ms,   who.host,
-                                             pid,          who.user,       who.command,
-                                             waiting_ms} {}
+          pid(std::to_string(who.pid)), args{"EVAL",      acquire_script, "5",          keys.lock,
+                                             keys.holder, keys.fence,     keys.waiting, keys.wake,
+                                             token,       ttl_ms,         fence_ttl_ms, who.host,
+                                             pid,         who.user,       who.command,  waiting_ms,
+                                             keys.channel} {}
     std::string ttl_ms;
     std::string fence_ttl_ms;
     std::string pid;
@@ -308,14 +311,14 @@ std::string percent_decoded(std::string_view text) {
 
 LockKeys lock_keys(std::string_view prefix, std::string_view key) {
     std::string lock = std::string(prefix) + "{" + percent_encode_braces(key) + "}";
-    return LockKeys{lock,           lock + ":holder",  lock + ":fence", lock + ":waiting",
-                    lock + ":wake", lock + ":released"};
+    return LockKeys{lock,           lock + ":holder", lock + ":fence", lock + ":waiting",
+                    lock + ":wake", lock + ":events"};
 }
 
 RedisLock::RedisLock(const redis::Options& options, std::string prefix, Identity identity,
                      Millis fence_idle)
-    : prefix_((validate_prefix(prefix), std::move(prefix))), identity_(std::move(identity)),
-      fence_idle_(fence_idle), connection_(options) {}
+    : options_(options), prefix_((validate_prefix(prefix), std::move(prefix))),
+      identity_(std::move(identity)), fence_idle_(fence_idle), connection_(options) {}
 
 std::string RedisLock::fence_resource(std::string_view key) const {
     return lock_keys(prefix_, key).lock;
@@ -464,6 +467,98 @@ std::vector<LockListing> RedisLock::list(std::string_view pattern) {
     std::sort(listings.begin(), listings.end(),
               [](const LockListing& a, const LockListing& b) { return a.key < b.key; });
     return listings;
+}
+
+std::string RedisLock::key_of(std::string_view lock_name) const {
+    return percent_decoded(
+        lock_name.substr(prefix_.size() + 1, lock_name.size() - prefix_.size() - 2));
+}
+
+// Two connections: this one for statuses, a second one subscribed to the locks' event channels
+// and, when the server sends them, to keyspace notifications of their expiries. Without those,
+// a lock known to be held whose TTL has run out is looked at: gone without a release event, it
+// expired.
+void RedisLock::watch(std::string_view pattern, const LockWatcher& watcher) {
+    using clock = std::chrono::steady_clock;
+    const std::string names = glob_escaped(prefix_) + "{" + percent_encode_braces(pattern) + "}";
+    bool notified_expiries = false;
+    try {
+        const redis::Reply config =
+            connection_.command({"CONFIG", "GET", "notify-keyspace-events"});
+        const std::string flags = config.view().size() == 2 ? config.view()[1].string() : "";
+        const auto has = [&](char flag) {
+            return flags.find(flag) != std::string::npos;
+        };
+        notified_expiries = has('K') && (has('x') || has('A'));
+    } catch (const redis::RedisError&) {
+        // CONFIG refused (an ACL user, a managed service): expiries are inferred.
+    }
+    redis::Connection subscriber(options_);
+    subscriber.send({"PSUBSCRIBE", names + ":events"});
+    const std::string keyspace = "__keyspace@" + std::to_string(options_.url.db) + "__:";
+    if (notified_expiries)
+        subscriber.send({"PSUBSCRIBE", keyspace + names});
+    watcher.started(notified_expiries);
+
+    // When each known held lock would expire unless renewed.
+    std::map<std::string, clock::time_point> expiries;
+    const auto track = [&](const std::string& key, const LockStatus& status) {
+        if (status.holder && status.ttl)
+            expiries[key] = clock::now() + *status.ttl;
+        else
+            expiries.erase(key);
+    };
+    for (const LockListing& held : list(pattern))
+        track(held.key, held.status);
+
+    constexpr Millis longest_quiet{500};
+    while (watcher.keep_going()) {
+        Millis wait = longest_quiet;
+        for (const auto& [key, at] : expiries)
+            wait = std::clamp(std::chrono::ceil<Millis>(at - clock::now()), Millis{1}, wait);
+        if (const std::optional<redis::Reply> message = subscriber.receive(wait)) {
+            const redis::ReplyView push = message->view();
+            if (!push.is_array() || push.size() != 4 || push[0].string() != "pmessage")
+                continue; // a subscription's confirmation
+            const std::string channel = push[2].string();
+            const std::string payload = push[3].string();
+            LockEvent event;
+            if (channel.rfind(keyspace, 0) == 0) {
+                if (payload != "expired")
+                    continue; // every other change comes through the events channel
+                event = {key_of(std::string_view(channel).substr(keyspace.size())), "expired",
+                         false, std::nullopt};
+            } else {
+                const std::string_view lock = std::string_view(channel).substr(
+                    0, channel.size() - std::string_view(":events").size());
+                event = {key_of(lock), payload, false, std::nullopt};
+                if (payload == "acquired" || payload == "extended")
+                    event.status = status(event.key);
+            }
+            if (event.status)
+                track(event.key, *event.status);
+            else
+                expiries.erase(event.key);
+            watcher.event(event);
+            continue;
+        }
+        if (notified_expiries)
+            continue;
+        for (auto it = expiries.begin(); it != expiries.end();) {
+            if (clock::now() < it->second) {
+                ++it;
+                continue;
+            }
+            const LockStatus now = status(it->first);
+            if (now.holder && now.ttl) { // renewed without our hearing of it
+                it->second = clock::now() + *now.ttl;
+                ++it;
+                continue;
+            }
+            watcher.event({it->first, "expired", true, std::nullopt});
+            it = expiries.erase(it);
+        }
+    }
 }
 
 } // namespace dlock

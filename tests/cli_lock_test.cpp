@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+#include <signal.h>
 #include <thread>
 
 using dlock::test::Child;
@@ -406,4 +407,73 @@ TEST_CASE("a wait shows a status line on a terminal, erased when done, and nothi
     CHECK(verbose.err.rfind("dlock: waiting for 'd': held by ", 0) == 0);
     CHECK(verbose.err.find("dlock: acquired lock 'd' after ") != std::string::npos);
     CHECK(line_count(verbose.out) == 1); // stdout has the token, nothing else
+}
+
+namespace {
+
+// Polls `text()` until it holds `needle`; false after 10 s.
+template <typename Text>
+bool eventually_contains(Text text, const std::string& needle) {
+    for (int i = 0; i < 1000; ++i) {
+        if (text().find(needle) != std::string::npos)
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+}
+
+} // namespace
+
+TEST_CASE("watch prints every kind of event as it happens, expiries inferred or notified") {
+    for (const bool notifications : {false, true}) {
+        CAPTURE(notifications);
+        RedisServer server;
+        if (notifications)
+            server.command({"CONFIG", "SET", "notify-keyspace-events", "Kx"});
+        Child watcher(dlock::test::dlock_argv({"--redis", server.url(), "watch", "job*"}));
+        REQUIRE(eventually_contains([&] { return watcher.err_so_far(); }, "watching 'job*'"));
+        CHECK(watcher.err_so_far().find(notifications ? "keyspace notifications" : "inferred") !=
+              std::string::npos);
+
+        const std::string token =
+            first_line(run_dlock_at(server.url(), {"acquire", "job-a", "--ttl", "400ms"}).out);
+        REQUIRE(run_dlock_at(server.url(), {"extend", "job-a", "--owner", token, "--ttl", "400ms"})
+                    .exit_code == 0);
+        const std::string other = first_line(run_dlock_at(server.url(), {"acquire", "job-b"}).out);
+        REQUIRE(run_dlock_at(server.url(), {"release", "job-b", "--owner", other}).exit_code == 0);
+        REQUIRE(run_dlock_at(server.url(), {"acquire", "job-c"}).exit_code == 0);
+        REQUIRE(run_dlock_at(server.url(), {"force-release", "job-c"}).exit_code == 0);
+        REQUIRE(run_dlock_at(server.url(), {"acquire", "other"}).exit_code == 0); // not matched
+
+        REQUIRE(eventually_contains([&] { return watcher.out_so_far(); }, "expired  job-a"));
+        watcher.signal(SIGINT);
+        const auto result = watcher.wait();
+        CHECK(result.exit_code == 0);
+        for (const char* line : {"acquired  job-a  by ", "extended  job-a", "released  job-b",
+                                 "force-released  job-c", "expired  job-a"})
+            CHECK(result.out.find(line) != std::string::npos);
+        CHECK(result.out.find("other") == std::string::npos);
+        CHECK((result.out.find("(inferred") != std::string::npos) == !notifications);
+        // In order: the acquisition before the extension before the expiry.
+        CHECK(result.out.find("acquired  job-a") < result.out.find("extended  job-a"));
+        CHECK(result.out.find("extended  job-a") < result.out.find("expired  job-a"));
+    }
+}
+
+TEST_CASE("watch --json prints one object per event") {
+    RedisServer server;
+    Child watcher(dlock::test::dlock_argv({"--redis", server.url(), "watch", "job", "--json"}));
+    REQUIRE(eventually_contains([&] { return watcher.err_so_far(); }, "watching"));
+    const std::string token = first_line(run_dlock_at(server.url(), {"acquire", "job"}).out);
+    REQUIRE(run_dlock_at(server.url(), {"release", "job", "--owner", token}).exit_code == 0);
+    REQUIRE(eventually_contains([&] { return watcher.out_so_far(); }, "\"released\""));
+    watcher.signal(SIGTERM);
+    const auto result = watcher.wait();
+    CHECK(result.exit_code == 0);
+    REQUIRE(line_count(result.out) == 2);
+    const json acquired = json::parse(first_line(result.out));
+    CHECK(acquired["event"] == "acquired");
+    CHECK(acquired["key"] == "job");
+    CHECK(acquired["holder"] == token);
+    CHECK(acquired["fence"].is_number());
 }

@@ -68,7 +68,7 @@ _dlock() {
     case $command in
     "")
         if [[ $cur != -* ]]; then
-            COMPREPLY=($(compgen -W "acquire block release force-release status list extend run config
+            COMPREPLY=($(compgen -W "acquire block release force-release status list watch extend run config
                 deposit withdraw balance history verify invoice" -- "$cur"))
             return 0
         fi
@@ -78,7 +78,7 @@ _dlock() {
     release) options="--owner" ;;
     extend) options="--owner --ttl" ;;
     force-release) options="--owner" ;;
-    status | list | config) ;;
+    status | list | watch | config) ;;
     run) options="--ttl --wait -n --nonblock --kill-grace -c --" ;;
     deposit) options="--account --amount --idempotency-key --hold $ledger_options" ;;
     withdraw)

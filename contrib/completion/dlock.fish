@@ -1,7 +1,7 @@
 # fish completion for dlock(1). Installed as share/fish/vendor_completions.d/dlock.fish.
 # Written by hand; tests/cli/completion_test.sh checks it against every `dlock ... --help`.
 
-set -l commands acquire block release force-release status list extend run config deposit withdraw balance history verify invoice
+set -l commands acquire block release force-release status list watch extend run config deposit withdraw balance history verify invoice
 set -l no_command "not __fish_seen_subcommand_from $commands"
 
 # dlock's own arguments are keys, ids and amounts, not files.
@@ -13,6 +13,7 @@ complete -c dlock -n $no_command -a release -d 'Release KEY if --owner still own
 complete -c dlock -n $no_command -a force-release -d 'Release KEY whoever holds it'
 complete -c dlock -n $no_command -a status -d 'Show who holds KEY, since when, its TTL and fence'
 complete -c dlock -n $no_command -a list -d 'List the held locks: holder, age, TTL, fence'
+complete -c dlock -n $no_command -a watch -d 'Print each event of the matching locks as it happens'
 complete -c dlock -n $no_command -a config -d 'Print the effective settings and their sources'
 complete -c dlock -n $no_command -a extend -d 'Reset the TTL of KEY if --owner owns it'
 complete -c dlock -n $no_command -a run -d 'Run a command while holding KEY'

@@ -118,6 +118,24 @@ struct LockListing {
     LockStatus status;
 };
 
+// Something that happened to a lock, as watch() reports it.
+struct LockEvent {
+    std::string key;
+    std::string kind;                 // acquired, extended, released, force-released, expired
+    bool inferred = false;            // expired: concluded from the TTL, not told by the store
+    std::optional<LockStatus> status; // acquired, extended: the lock as it stood right after
+};
+
+// What watch() reports to, and how it is stopped.
+struct LockWatcher {
+    // Once subscribed: whether expiries come from the store's own notifications (else they
+    // are inferred from TTLs).
+    std::function<void(bool notified_expiries)> started;
+    std::function<void(const LockEvent&)> event;
+    // Asked at least twice a second, and after a signal interrupts the wait; false ends it.
+    std::function<bool()> keep_going;
+};
+
 // The lock operations, independent of where locks live. Every operation validates KEY (and a
 // TOKEN it is given) first and throws UsageError for a bad one, before any I/O. Infrastructure
 // failures throw (error.hpp); every expected answer is a value.
@@ -145,6 +163,9 @@ public:
     // Every held lock in this namespace whose KEY matches the glob `pattern` (* ? [..] as in
     // Redis MATCH), sorted by KEY. Scans incrementally; never blocks the store.
     virtual std::vector<LockListing> list(std::string_view pattern) = 0;
+    // Follows the locks whose KEY matches `pattern` and reports each event as it happens, until
+    // watcher.keep_going() says to stop. Locks already held count as known, for expiries.
+    virtual void watch(std::string_view pattern, const LockWatcher& watcher) = 0;
     // The name under which this lock's fencing tokens are known to the resources it guards
     // (the ledger's fence rows): unique per lock store namespace, so two namespaces sharing one
     // ledger never share fences.

@@ -124,7 +124,14 @@ public:
     std::vector<Reply> pipeline(const std::vector<std::vector<std::string_view>>& commands,
                                 Millis first_blocks_for = Millis{0});
 
+    // For a connection that subscribes (SUBSCRIBE, PSUBSCRIBE): sends `args` and returns;
+    // their replies and the messages pushed later come through receive().
+    void send(const std::vector<std::string_view>& args);
+    // The next reply or pushed message, or nullopt when none came within `wait`.
+    std::optional<Reply> receive(Millis wait);
+
 private:
+    bool readable_within(Millis wait);
     void append(const std::vector<std::string_view>& args);
     Reply read_reply();
     void wait_readable(Millis timeout);

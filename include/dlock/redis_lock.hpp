@@ -9,7 +9,8 @@
 //   PREFIX{KEY}:waiting   set by an attempt that found the lock held: someone may wait (60s)
 //   PREFIX{KEY}:wake      a list a release pushes one wake-up onto when someone may wait;
 //                         waiters BLPOP it (60s)
-//   PREFIX{KEY}:released  the pub/sub channel a release is announced on, for observers
+//   PREFIX{KEY}:events    the pub/sub channel every change is announced on (acquired,
+//                         extended, released, force-released), for watchers
 #pragma once
 
 #include "dlock/lock.hpp"
@@ -48,9 +49,14 @@ public:
                                      std::optional<std::string_view> only_owner) override;
     LockStatus status(std::string_view key) override;
     std::vector<LockListing> list(std::string_view pattern) override;
+    void watch(std::string_view pattern, const LockWatcher& watcher) override;
     std::string fence_resource(std::string_view key) const override;
 
 private:
+    // KEY from a lock's Redis name, PREFIX{ENCODED}.
+    std::string key_of(std::string_view lock_name) const;
+
+    redis::Options options_;
     std::string prefix_;
     Identity identity_;
     Millis fence_idle_;

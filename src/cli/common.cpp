@@ -131,12 +131,16 @@ std::string redact_urls(std::string text) {
     return text;
 }
 
-nlohmann::json::string_t dump(const nlohmann::json& value) {
+std::string dump(const nlohmann::json& value) {
     // Input echoed in a message may be any bytes; never let it stop the report.
     return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 } // namespace
+
+std::string json_text(const nlohmann::json& value) {
+    return dump(value);
+}
 
 std::string printable(std::string_view message) {
     const std::string redacted = redact_urls(std::string(message));

@@ -98,6 +98,9 @@ private:
 // through it.
 std::string printable(std::string_view message);
 
+// JSON as dlock prints it: whatever bytes the values hold, never a throw (bad UTF-8 replaced).
+std::string json_text(const nlohmann::json& value);
+
 // Reports a failure that ended the command (an exception or a parse error).
 int report_error(const std::string& message, int code, bool json);
 

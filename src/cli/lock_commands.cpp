@@ -6,6 +6,12 @@
 #include "cli/lock_output.hpp"
 #include "cli/progress.hpp"
 
+#include <array>
+#include <chrono>
+#include <csignal>
+#include <ctime>
+#include <iostream>
+
 namespace dlock::cli {
 namespace {
 
@@ -177,6 +183,94 @@ int list(const Invocation& inv, const LockCommandOptions& opts) {
 
 namespace {
 
+volatile std::sig_atomic_t stop_watching = 0;
+
+// Ctrl-C (or SIGTERM) ends a watch with exit 0: it is how a watch is meant to end. The handler
+// only sets a flag; the wait it interrupts returns, and the loop sees the flag.
+class StopOnInterrupt {
+public:
+    StopOnInterrupt() {
+        struct sigaction action {};
+        action.sa_handler = [](int) {
+            stop_watching = 1;
+        };
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGINT, &action, &saved_int_);
+        sigaction(SIGTERM, &action, &saved_term_);
+    }
+    ~StopOnInterrupt() {
+        sigaction(SIGINT, &saved_int_, nullptr);
+        sigaction(SIGTERM, &saved_term_, nullptr);
+    }
+    StopOnInterrupt(const StopOnInterrupt&) = delete;
+    StopOnInterrupt& operator=(const StopOnInterrupt&) = delete;
+
+private:
+    struct sigaction saved_int_ {};
+    struct sigaction saved_term_ {};
+};
+
+std::string event_time() {
+    using namespace std::chrono;
+    const auto now = system_clock::now();
+    const auto seconds = system_clock::to_time_t(now);
+    const auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::tm local{};
+    localtime_r(&seconds, &local);
+    std::array<char, 32> text{};
+    const std::size_t length = std::strftime(text.data(), text.size(), "%Y-%m-%d %H:%M:%S", &local);
+    return std::string(text.data(), length) + "." + std::to_string(1000 + millis).substr(1);
+}
+
+} // namespace
+
+int watch(const Invocation& inv, const LockCommandOptions& opts) {
+    const std::string pattern = opts.key.empty() ? "*" : opts.key;
+    if (pattern.size() > max_key_bytes)
+        throw UsageError("invalid pattern: at most " + std::to_string(max_key_bytes) + " bytes");
+    const Reporter reporter(inv.global);
+    const StopOnInterrupt interrupt;
+    stop_watching = 0;
+    LockWatcher watcher;
+    watcher.started = [&](bool notified) {
+        reporter.warn("watching " + in_quotes(pattern) + "; " +
+                      (notified ? std::string("expiries from Redis keyspace notifications")
+                                : std::string("expiries are inferred from TTLs (for exact ones, "
+                                              "set notify-keyspace-events Kx on the server)")) +
+                      "; Ctrl-C ends");
+    };
+    watcher.keep_going = [] {
+        return stop_watching == 0;
+    };
+    watcher.event = [&](const LockEvent& event) {
+        const std::string time = event_time();
+        if (inv.global.json) {
+            json line{{"time", time}, {"event", event.kind}, {"key", event.key}};
+            if (event.kind == "expired")
+                line["inferred"] = event.inferred;
+            if (event.status && event.status->holder) {
+                put_holder(line, *event.status->holder, event.status->details, event.status->ttl,
+                           event.status->now_ms);
+                line["fence"] = event.status->fence ? json(*event.status->fence) : json(nullptr);
+            }
+            std::cout << json_text(line) << std::endl;
+            return;
+        }
+        std::string text = time + "  " + event.kind + "  " + printable(event.key);
+        if (event.status && event.status->holder)
+            text += "  by " + printable(holder_text(*event.status->holder, event.status->details)) +
+                    (event.status->fence ? ", fence " + std::to_string(*event.status->fence) : "") +
+                    (event.status->ttl ? ", ttl " + format_duration(*event.status->ttl) : "");
+        if (event.inferred)
+            text += "  (inferred: gone without a release when its TTL ran out)";
+        std::cout << text << std::endl;
+    };
+    open_locks(inv.global)->watch(pattern, watcher);
+    return exit_code::ok;
+}
+
+namespace {
+
 CLI::Option* add_ttl(CLI::App& command, LockCommandOptions& opts, const std::string& what) {
     return command.add_option("--ttl", opts.ttl, what)->type_name("DUR")->capture_default_str();
 }
@@ -229,6 +323,16 @@ void setup_lock_commands(CLI::App& app, Invocation& inv) {
                     "Only if this owner token (as status showed it) still holds KEY; otherwise "
                     "exit 1 and leave the lock alone")
         ->type_name("TOKEN")
+        ->check(non_empty);
+
+    auto watch_command = add_command(
+        app, inv, "watch",
+        "Follow the locks matching KEY or PATTERN and print each event as it happens (acquired, "
+        "extended, released, force-released, expired); Ctrl-C ends it (exit 0)",
+        watch);
+    watch_command.first
+        ->add_option("PATTERN", watch_command.second->key,
+                     "A KEY, or a glob on KEYs: * any run, ? one character, [abc] a set")
         ->check(non_empty);
 
     auto list_command = add_command(

@@ -25,6 +25,7 @@ int force_release(const Invocation& inv, const LockCommandOptions& opts);
 int status(const Invocation& inv, const LockCommandOptions& opts);
 // opts.key is the PATTERN (empty: every lock).
 int list(const Invocation& inv, const LockCommandOptions& opts);
+int watch(const Invocation& inv, const LockCommandOptions& opts);
 
 void setup_lock_commands(CLI::App& app, Invocation& inv);
 
