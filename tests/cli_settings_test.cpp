@@ -2,8 +2,10 @@
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
+#include <cctype>
 #include <doctest/doctest.h>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
@@ -145,4 +147,44 @@ TEST_CASE("a config file anyone can write, or a password anyone can read, is ref
     CHECK(shown.exit_code == 0);
     CHECK(shown.out.find("hunter2") == std::string::npos);
     CHECK(shown.out.find("redis_password = \"***\"") != std::string::npos);
+}
+
+TEST_CASE("every setting takes its variable, and its key in a config file") {
+    Homes homes;
+    // A valid value for each setting, by key.
+    const std::map<std::string, std::string> values{{"redis_url", "redis://127.0.0.1:1/2"},
+                                                    {"redis_password", "pw"},
+                                                    {"timeout", "2s"},
+                                                    {"prefix", "app:"},
+                                                    {"json", "true"},
+                                                    {"conflict_exit_code", "3"},
+                                                    {"db", "x.db"},
+                                                    {"ttl", "11s"},
+                                                    {"wait", "inf"},
+                                                    {"kill_grace", "9s"},
+                                                    {"fence_idle", "1d"},
+                                                    {"db_busy_timeout", "7ms"},
+                                                    {"db_retry", "8s"}};
+    std::vector<std::string> env;
+    std::string file;
+    for (const auto& [key, value] : values) {
+        std::string name = "DLOCK_";
+        for (const char c : key)
+            name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        env.push_back(name + "=" + value);
+        file += key + " = \"" + value + "\"\n";
+    }
+    const auto from_env = effective(homes, {}, env);
+    REQUIRE(from_env.size() == values.size()); // no setting without a test value
+    for (const auto& [key, setting] : from_env) {
+        CAPTURE(key);
+        CHECK(setting.second.rfind("DLOCK_", 0) == 0);
+        if (key != "redis_password")
+            CHECK(setting.first == values.at(key));
+    }
+    Homes::write(homes.user, file);
+    for (const auto& [key, setting] : effective(homes, {}, {})) {
+        CAPTURE(key);
+        CHECK(setting.second == homes.user);
+    }
 }
