@@ -1,16 +1,19 @@
 #include "child_process.hpp"
 
 #include "dlock/error.hpp"
+#include "os_error.hpp"
 
 #include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <string_view>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -23,7 +26,7 @@ namespace {
 constexpr std::array forwarded_signals{SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 [[noreturn]] void fail(std::string_view doing) {
-    throw InternalError(std::string(doing) + ": " + std::strerror(errno));
+    throw_os_error(doing, errno);
 }
 
 void close_quietly(int fd) {
@@ -132,6 +135,11 @@ void Terminal::take_back() {
 namespace {
 
 constexpr char disarm_byte = 'D';
+constexpr char ready_byte = 'R';
+// The guardian's end of the control socket, once it has set itself up.
+constexpr int guardian_control_fd = 3;
+// How long dlock waits for a guardian to report, which it does microseconds after its fork.
+constexpr int guardian_start_limit_ms = 10'000;
 
 // Reads exactly `size` bytes; false on EOF or error first.
 bool read_exactly(int fd, void* buffer, std::size_t size) {
@@ -159,40 +167,58 @@ bool read_exactly(int fd, void* buffer, std::size_t size) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    // Hold nothing of dlock's: not its stdout (a reader waits for EOF), not its cwd.
-    const int high = fcntl(control, F_DUPFD_CLOEXEC, 10);
+    // Hold nothing of dlock's: not its stdout (a reader waits for EOF), not its cwd. Needs no
+    // descriptor beyond the five it ends with, so it starts under any limit dlock runs at.
+    if (control != guardian_control_fd && dup2(control, guardian_control_fd) < 0)
+        _exit(1);
+    close_range(guardian_control_fd + 1, ~0U, 0);
     const int null_fd = open("/dev/null", O_RDWR);
-    if (high < 0 || null_fd < 0)
+    if (null_fd < 0)
         _exit(1);
     for (int fd = 0; fd <= 2; ++fd)
-        dup2(null_fd, fd);
-    close_range(3, static_cast<unsigned>(high) - 1, 0);
-    close_range(static_cast<unsigned>(high) + 1, ~0U, 0);
+        if (dup2(null_fd, fd) < 0)
+            _exit(1);
+    if (null_fd > 2)
+        close(null_fd);
     if (chdir("/") != 0) {
         // Stays where it is; harmless.
     }
+    // In place: dlock starts no command without hearing this.
+    if (write(guardian_control_fd, &ready_byte, 1) != 1)
+        _exit(1);
 
     pid_t pgid = 0;
-    if (!read_exactly(high, &pgid, sizeof pgid))
+    if (!read_exactly(guardian_control_fd, &pgid, sizeof pgid))
         _exit(0); // dlock ended before starting the command
     char byte = 0;
-    if (read_exactly(high, &byte, 1) && byte == disarm_byte)
+    if (read_exactly(guardian_control_fd, &byte, 1) && byte == disarm_byte)
         _exit(0);
     kill(-pgid, SIGKILL); // EOF: dlock died with the command's group still in its care
     _exit(0);
 }
 
+// Sends to the guardian; a guardian that is gone is an EPIPE, never a SIGPIPE for dlock.
+bool send_to_guardian(int control, const void* data, std::size_t size) {
+    ssize_t n = 0;
+    do
+        n = send(control, data, size, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == static_cast<ssize_t>(size);
+}
+
 } // namespace
 
 Guardian::Guardian() {
+    // A socket pair, not a pipe: the guardian also tells dlock that it started.
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        fail("pipe2");
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+        fail("socketpair");
     pid_ = fork();
     if (pid_ < 0) {
+        const int error = errno;
         close(fds[0]);
         close(fds[1]);
-        fail("fork");
+        throw_os_error("fork", error);
     }
     if (pid_ == 0) {
         close(fds[1]);
@@ -211,8 +237,27 @@ Guardian::~Guardian() {
     }
 }
 
+void Guardian::confirm_started() {
+    pollfd pfd{control_, POLLIN, 0};
+    int ready = 0;
+    do
+        ready = control_ >= 0 ? poll(&pfd, 1, guardian_start_limit_ms) : 0;
+    while (ready < 0 && errno == EINTR);
+    char byte = 0;
+    bool started = ready > 0 && read_exactly(control_, &byte, 1) && byte == ready_byte;
+    // It may have reported and died since (someone killed it while dlock waited for the lock).
+    int status = 0;
+    if (pid_ > 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        started = false;
+    }
+    if (!started)
+        throw ResourceError("the guardian process did not start or died: without it, killing "
+                            "dlock could leave the command's children running; command not run");
+}
+
 void Guardian::arm(pid_t pgid) {
-    if (control_ >= 0 && write(control_, &pgid, sizeof pgid) != sizeof pgid) {
+    if (control_ >= 0 && !send_to_guardian(control_, &pgid, sizeof pgid)) {
         // The guardian is gone (someone killed it); dlock still stops the group itself.
     }
 }
@@ -220,7 +265,7 @@ void Guardian::arm(pid_t pgid) {
 void Guardian::disarm() {
     if (control_ < 0)
         return;
-    if (write(control_, &disarm_byte, 1) != 1) {
+    if (!send_to_guardian(control_, &disarm_byte, 1)) {
         // Gone already; nothing to disarm.
     }
     close(control_);

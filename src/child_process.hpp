@@ -70,7 +70,8 @@ private:
 // A small process that SIGKILLs the command's process group if dlock dies without saying
 // goodbye (SIGKILL, a crash): PR_SET_PDEATHSIG reaches only the direct child, the guardian
 // reaches the whole group. It runs in a process group of its own, ignores the signals a
-// terminal or a job-control shell sends, and watches a pipe that only dlock holds.
+// terminal or a job-control shell sends, and watches a socket that only dlock holds. It needs
+// no more descriptors than dlock itself, and reports once it is in place.
 class Guardian {
 public:
     Guardian();
@@ -79,6 +80,9 @@ public:
     Guardian& operator=(const Guardian&) = delete;
 
     pid_t pid() const { return pid_; }
+    // Before the command starts: throws ResourceError unless the guardian reported that it is
+    // in place and is still alive. A command without one could outlive a killed dlock.
+    void confirm_started();
     // From now on, dlock's death kills process group `pgid`.
     void arm(pid_t pgid);
     // dlock is done with the group; the guardian exits without killing anything.

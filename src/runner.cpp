@@ -348,6 +348,8 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
     }
 
     const Lease& lease = held->lease();
+    // No guardian, no command: it could outlive a dlock that is killed.
+    guardian.confirm_started();
     {
         detail::SignalRouting signals;
         detail::Terminal terminal;

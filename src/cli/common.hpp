@@ -63,4 +63,10 @@ std::string printable(std::string_view message);
 // Reports a failure that ended the command (an exception or a parse error).
 int report_error(const std::string& message, int code, bool json);
 
+// Writes `text` to stdout at once, never by SIGPIPE. Throws OutputError when it cannot be
+// written (a full disk, a reader that went away, stdout closed): the result reached nobody.
+void write_stdout(std::string_view text);
+// dlock started with stdout closed (main put /dev/null there): results cannot be delivered.
+void stdout_is_closed();
+
 } // namespace dlock::cli

@@ -427,10 +427,7 @@ int verify(const Invocation& inv, const LedgerOptions& opts) {
             text += "integrity: " + checked.integrity.substr(start, end - start) + "\n";
             start = end + 1;
         }
-    if (inv.global.json)
-        std::cout << out.dump() << '\n';
-    else
-        std::cout << text;
+    write_stdout(inv.global.json ? out.dump() + '\n' : text);
     reporter.warn("the ledger does not balance: " + std::to_string(checked.mismatches.size()) +
                   " account(s) differ from their journal" +
                   (checked.integrity == "ok" ? "" : ", and the integrity check failed"));

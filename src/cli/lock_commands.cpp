@@ -26,8 +26,22 @@ json lease_json(std::string_view key, const Lease& lease) {
             {"ttl_ms", lease.ttl.count()}};
 }
 
-int report_acquired(const Reporter& reporter, std::string_view key, const Lease& lease) {
-    return reporter.ok(lease_json(key, lease), lease.token);
+// Prints the new lease. When stdout cannot take it, the token reached nobody, who could then
+// release or extend the lock: it is released here, as flock-style tools undo on a failed write.
+int report_acquired(const Reporter& reporter, LockService& locks, std::string_view key,
+                    const Lease& lease) {
+    try {
+        return reporter.ok(lease_json(key, lease), lease.token);
+    } catch (const OutputError& e) {
+        std::string undone = "released the lock it took";
+        try {
+            locks.release(key, lease.token);
+        } catch (const std::exception& release_error) {
+            undone = std::string("could not release the lock it took (") + release_error.what() +
+                     "); it frees itself within " + format_duration(lease.ttl);
+        }
+        throw OutputError(std::string(e.what()) + "; " + undone);
+    }
 }
 
 json busy_json(std::string_view key, Millis holder_ttl) {
@@ -38,9 +52,10 @@ int acquire(const Invocation& inv, const LockOptions& opts) {
     const Reporter reporter(inv.global.json);
     validate_key(opts.key);
     const Millis ttl = parse_positive_duration(opts.ttl);
-    const AcquireResult result = connect_lock_service(inv.global)->try_acquire(opts.key, ttl);
+    const std::unique_ptr<LockService> locks = connect_lock_service(inv.global);
+    const AcquireResult result = locks->try_acquire(opts.key, ttl);
     if (result.acquired())
-        return report_acquired(reporter, opts.key, *result.lease);
+        return report_acquired(reporter, *locks, opts.key, *result.lease);
     return reporter.refuse(busy_json(opts.key, result.holder_ttl),
                            "lock " + in_quotes(opts.key) + " is held by another owner (free in " +
                                format_duration(result.holder_ttl) + " at the latest)",
@@ -52,9 +67,10 @@ int block(const Invocation& inv, const LockOptions& opts) {
     validate_key(opts.key);
     const Millis ttl = parse_positive_duration(opts.ttl);
     const Millis wait = parse_wait(opts.wait);
-    const AcquireResult result = connect_lock_service(inv.global)->block(opts.key, ttl, wait);
+    const std::unique_ptr<LockService> locks = connect_lock_service(inv.global);
+    const AcquireResult result = locks->block(opts.key, ttl, wait);
     if (result.acquired())
-        return report_acquired(reporter, opts.key, *result.lease);
+        return report_acquired(reporter, *locks, opts.key, *result.lease);
     return reporter.refuse(busy_json(opts.key, result.holder_ttl),
                            "lock busy, try again later (" + in_quotes(opts.key) +
                                " still held after waiting " + format_duration(wait) + ")",
