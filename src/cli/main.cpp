@@ -73,18 +73,27 @@ int report_out_of_memory(bool json) {
     return dlock::exit_code::os_error;
 }
 
-// An exception that escaped where none may (a destructor, a noexcept function): still one line
-// and a documented code, never an abort with the runtime's own message.
+// An exception that escaped where none may (a static initializer, a destructor, a noexcept
+// function): still one line and a documented code, never an abort with the runtime's message.
+// Without an active exception, the runtime could not allocate the one being thrown: dlock
+// starts no threads and rethrows nothing, so that is the only way here, and it is out of memory.
 [[noreturn]] void on_terminate() {
+    const std::exception_ptr current = std::current_exception();
+    if (!current)
+        _exit(report_out_of_memory(false));
     try {
-        if (const std::exception_ptr current = std::current_exception())
-            std::rethrow_exception(current);
+        std::rethrow_exception(current);
     } catch (const std::bad_alloc&) {
         _exit(report_out_of_memory(false));
     } catch (...) {
     }
     write_all_quietly(STDERR_FILENO, "dlock: internal error: terminated\n");
     _exit(dlock::exit_code::internal);
+}
+
+// Before every static initializer (CLI11 builds its validators in them, and they allocate).
+__attribute__((constructor(101))) void install_terminate_handler() {
+    std::set_terminate(on_terminate);
 }
 
 int run_cli(int argc, char** argv) {
@@ -136,7 +145,6 @@ int run_cli(int argc, char** argv) {
 int main(int argc, char** argv) {
     if (reserve_standard_descriptors())
         dlock::cli::stdout_is_closed();
-    std::set_terminate(on_terminate);
     try {
         return run_cli(argc, argv);
     } catch (const std::bad_alloc&) { // also while reporting another error
