@@ -91,6 +91,12 @@ bool exits_within(pid_t pid, milliseconds limit) {
     return ready > 0;
 }
 
+// SIGKILLs `target` (as kill(2) takes it: -PGID for a group) when the test ends, passed or not.
+struct KillOnExit {
+    pid_t target;
+    ~KillOnExit() { kill(target, SIGKILL); }
+};
+
 // A FIFO a command writes lines to; the test holds both ends, so neither side blocks.
 class Fifo {
 public:
@@ -406,6 +412,7 @@ TEST_CASE("a Redis that starts trickling while run holds the lock: the command i
     REQUIRE(line);
     const auto started = Clock::now();
     const pid_t command = static_cast<pid_t>(std::stol(*line));
+    const KillOnExit cleanup{-command}; // whatever a failed check leaves running
     CHECK(lock_exists(server, "k"));
 
     // The lease ends 3s after the acquire was sent, before `started`; then SIGTERM, ignored,
@@ -419,8 +426,6 @@ TEST_CASE("a Redis that starts trickling while run holds the lock: the command i
     CHECK(result.exit_code == 79);
     CHECK(contains(result.err, "lock 'k' lost"));
     CHECK(contains(result.err, "timed out"));
-    if (!stopped)
-        kill(-command, SIGKILL);
 }
 
 // --- 2. descriptors ------------------------------------------------------------------------
@@ -541,13 +546,11 @@ TEST_CASE("at ulimit -n 10, a SIGKILL of dlock run still kills the command's chi
     CAPTURE(dlock.err_so_far());
     REQUIRE(line);
     const pid_t grandchild = static_cast<pid_t>(std::stol(*line));
+    const KillOnExit cleanup{grandchild};
     dlock.signal(SIGKILL);
     dlock.wait();
     // The guardian is all that is left to do it.
-    const bool killed = exits_within(grandchild, 5s);
-    CHECK(killed);
-    if (!killed)
-        kill(grandchild, SIGKILL);
+    CHECK(exits_within(grandchild, 5s));
 }
 
 TEST_CASE("a guardian killed before the command starts makes dlock run refuse to start it") {
