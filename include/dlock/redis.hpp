@@ -1,5 +1,5 @@
-// The Redis connection: URL parsing, connect with timeouts, AUTH and SELECT, typed errors,
-// RAII over hiredis. Nothing here knows about locks.
+// The Redis connection: URL parsing, connect and calls with deadlines, AUTH and SELECT, typed
+// errors. dlock owns the socket; hiredis only parses replies. Nothing here knows about locks.
 #pragma once
 
 #include "dlock/duration.hpp"
