@@ -1,16 +1,19 @@
 #include "child_process.hpp"
 
 #include "dlock/error.hpp"
+#include "os_error.hpp"
 
 #include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <string_view>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -23,7 +26,7 @@ namespace {
 constexpr std::array forwarded_signals{SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 [[noreturn]] void fail(std::string_view doing) {
-    throw InternalError(std::string(doing) + ": " + std::strerror(errno));
+    throw_os_error(doing, errno);
 }
 
 void close_quietly(int fd) {
@@ -132,6 +135,11 @@ void Terminal::take_back() {
 namespace {
 
 constexpr char disarm_byte = 'D';
+constexpr char ready_byte = 'R';
+// The guardian's end of the control socket, once it has set itself up.
+constexpr int guardian_control_fd = 3;
+// How long dlock waits for a guardian to report, which it does microseconds after its fork.
+constexpr int guardian_start_limit_ms = 10'000;
 
 // Reads exactly `size` bytes; false on EOF or error first.
 bool read_exactly(int fd, void* buffer, std::size_t size) {
@@ -159,40 +167,58 @@ bool read_exactly(int fd, void* buffer, std::size_t size) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    // Hold nothing of dlock's: not its stdout (a reader waits for EOF), not its cwd.
-    const int high = fcntl(control, F_DUPFD_CLOEXEC, 10);
+    // Hold nothing of dlock's: not its stdout (a reader waits for EOF), not its cwd. Needs no
+    // descriptor beyond the five it ends with, so it starts under any limit dlock runs at.
+    if (control != guardian_control_fd && dup2(control, guardian_control_fd) < 0)
+        _exit(1);
+    close_range(guardian_control_fd + 1, ~0U, 0);
     const int null_fd = open("/dev/null", O_RDWR);
-    if (high < 0 || null_fd < 0)
+    if (null_fd < 0)
         _exit(1);
     for (int fd = 0; fd <= 2; ++fd)
-        dup2(null_fd, fd);
-    close_range(3, static_cast<unsigned>(high) - 1, 0);
-    close_range(static_cast<unsigned>(high) + 1, ~0U, 0);
+        if (dup2(null_fd, fd) < 0)
+            _exit(1);
+    if (null_fd > 2)
+        close(null_fd);
     if (chdir("/") != 0) {
         // Stays where it is; harmless.
     }
+    // In place: dlock starts no command without hearing this.
+    if (write(guardian_control_fd, &ready_byte, 1) != 1)
+        _exit(1);
 
     pid_t pgid = 0;
-    if (!read_exactly(high, &pgid, sizeof pgid))
+    if (!read_exactly(guardian_control_fd, &pgid, sizeof pgid))
         _exit(0); // dlock ended before starting the command
     char byte = 0;
-    if (read_exactly(high, &byte, 1) && byte == disarm_byte)
+    if (read_exactly(guardian_control_fd, &byte, 1) && byte == disarm_byte)
         _exit(0);
     kill(-pgid, SIGKILL); // EOF: dlock died with the command's group still in its care
     _exit(0);
 }
 
+// Sends to the guardian; a guardian that is gone is an EPIPE, never a SIGPIPE for dlock.
+bool send_to_guardian(int control, const void* data, std::size_t size) {
+    ssize_t n = 0;
+    do
+        n = send(control, data, size, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == static_cast<ssize_t>(size);
+}
+
 } // namespace
 
 Guardian::Guardian() {
+    // A socket pair, not a pipe: the guardian also tells dlock that it started.
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        fail("pipe2");
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+        fail("socketpair");
     pid_ = fork();
     if (pid_ < 0) {
+        const int error = errno;
         close(fds[0]);
         close(fds[1]);
-        fail("fork");
+        throw_os_error("fork", error);
     }
     if (pid_ == 0) {
         close(fds[1]);
@@ -211,16 +237,29 @@ Guardian::~Guardian() {
     }
 }
 
-void Guardian::arm(pid_t pgid) {
-    if (control_ >= 0 && write(control_, &pgid, sizeof pgid) != sizeof pgid) {
-        // The guardian is gone (someone killed it); dlock still stops the group itself.
+void Guardian::confirm_started() {
+    pollfd pfd{control_, POLLIN, 0};
+    int ready = 0;
+    do
+        ready = control_ >= 0 ? poll(&pfd, 1, guardian_start_limit_ms) : 0;
+    while (ready < 0 && errno == EINTR);
+    char byte = 0;
+    bool started = ready > 0 && read_exactly(control_, &byte, 1) && byte == ready_byte;
+    // It may have reported and died since (someone killed it while dlock waited for the lock).
+    int status = 0;
+    if (pid_ > 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        started = false;
     }
+    if (!started)
+        throw ResourceError("the guardian process did not start or died: without it, killing "
+                            "dlock could leave the command's children running; command not run");
 }
 
 void Guardian::disarm() {
     if (control_ < 0)
         return;
-    if (write(control_, &disarm_byte, 1) != 1) {
+    if (!send_to_guardian(control_, &disarm_byte, 1)) {
         // Gone already; nothing to disarm.
     }
     close(control_);
@@ -311,9 +350,9 @@ namespace {
 // calls, on memory it borrows from dlock until its exec.
 struct ExecPlan {
     ExecPlan(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-             const SignalRouting& signals, int tty)
+             const SignalRouting& signals, int tty, int guardian)
         : files(candidates(argv.at(0))), args(argv), sh_args{"sh", ""}, environment(env),
-          signals(signals), tty(tty), parent(getpid()) {
+          signals(signals), tty(tty), guardian(guardian), parent(getpid()) {
         sh_args.insert(sh_args.end(), argv.begin() + 1, argv.end());
         c_args = pointers(args);
         c_sh_args = pointers(sh_args);
@@ -328,6 +367,7 @@ struct ExecPlan {
     std::vector<char*> c_env;
     const SignalRouting& signals;
     int tty;
+    int guardian; // the guardian's control socket, or -1
     pid_t parent;
     int exec_error = 0; // written by the child when no exec succeeded
 };
@@ -336,6 +376,12 @@ struct ExecPlan {
 int exec_command(void* arg) {
     ExecPlan& plan = *static_cast<ExecPlan*>(arg);
     setpgid(0, 0);
+    // Armed before the exec: killed right after it, dlock still takes the whole group along.
+    // The socket is close-on-exec, so the command never holds it.
+    const pid_t group = getpid();
+    if (plan.guardian >= 0 && !send_to_guardian(plan.guardian, &group, sizeof group)) {
+        // The guardian is gone (someone killed it); dlock still stops the group itself.
+    }
     // SIGTTOU is still blocked here, so a child of a background group may do this too.
     if (plan.tty >= 0)
         tcsetpgrp(plan.tty, getpid());
@@ -354,8 +400,8 @@ constexpr std::size_t child_stack_bytes = 64 * 1024;
 } // namespace
 
 Spawned spawn_command(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                      const SignalRouting& signals, int tty) {
-    ExecPlan plan(argv, env, signals, tty);
+                      const SignalRouting& signals, int tty, const Guardian& guardian) {
+    ExecPlan plan(argv, env, signals, tty, guardian.control());
     // The child shares dlock's memory (CLONE_VM) and dlock sleeps until the child's exec or
     // exit (CLONE_VFORK), as posix_spawn does: no page tables are copied, which made fork the
     // slowest step between taking the lock and starting the command. dlock installs no signal

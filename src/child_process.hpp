@@ -70,7 +70,8 @@ private:
 // A small process that SIGKILLs the command's process group if dlock dies without saying
 // goodbye (SIGKILL, a crash): PR_SET_PDEATHSIG reaches only the direct child, the guardian
 // reaches the whole group. It runs in a process group of its own, ignores the signals a
-// terminal or a job-control shell sends, and watches a pipe that only dlock holds.
+// terminal or a job-control shell sends, and watches a socket that only dlock holds. It needs
+// no more descriptors than dlock itself, and reports once it is in place.
 class Guardian {
 public:
     Guardian();
@@ -79,8 +80,12 @@ public:
     Guardian& operator=(const Guardian&) = delete;
 
     pid_t pid() const { return pid_; }
-    // From now on, dlock's death kills process group `pgid`.
-    void arm(pid_t pgid);
+    // Before the command starts: throws ResourceError unless the guardian reported that it is
+    // in place and is still alive. A command without one could outlive a killed dlock.
+    void confirm_started();
+    // Where the command, right before its exec, tells the guardian its process group: from then
+    // on, dlock's death kills that group (spawn_command).
+    int control() const { return control_; }
     // dlock is done with the group; the guardian exits without killing anything.
     void disarm();
     // waitpid(-1) in dlock's loop reaped it (it was killed).
@@ -99,10 +104,11 @@ struct Spawned {
 
 // Starts argv (PATH search and the /bin/sh fallback of execvp) with environment `env`, in a
 // new process group that takes the terminal if `tty` >= 0, with PR_SET_PDEATHSIG SIGKILL and
-// the signal state dlock had before `signals`. Returns once the exec succeeded or failed; a
-// failure comes back as `exec_error`.
+// the signal state dlock had before `signals`. Before its exec, the child arms `guardian` with
+// its group, so no moment of the command's life is unguarded. Returns once the exec succeeded
+// or failed; a failure comes back as `exec_error`.
 Spawned spawn_command(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                      const SignalRouting& signals, int tty);
+                      const SignalRouting& signals, int tty, const Guardian& guardian);
 
 // The environment of this process with `overrides` ("NAME=value") replacing or added.
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides);

@@ -1,24 +1,22 @@
 #include "dlock/redis.hpp"
 
+#include "redis_transport.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <csignal>
 #include <cstring>
-#include <ctime>
-#include <exception>
 #include <hiredis/hiredis.h>
-#include <poll.h>
-#include <pthread.h>
+#include <new>
+#include <sys/un.h>
 
 namespace dlock::redis {
 namespace {
 
 [[noreturn]] void bad_url(std::string_view why) {
-    throw UsageError("invalid Redis URL: " + std::string(why) +
-                     " (use redis://[user[:password]@]host[:port][/db] or "
-                     "unix://[user[:password]@]/path/to/socket[?db=N])");
+    throw UsageError("invalid Redis URL: " + std::string(why) + " (use " + std::string(url_forms) +
+                     ")");
 }
 
 int parse_number(std::string_view text, int max, std::string_view what) {
@@ -62,6 +60,7 @@ std::string percent_decode(std::string_view text) {
 }
 
 constexpr int max_db = 1'000'000;
+constexpr std::size_t max_unix_path_bytes = sizeof(sockaddr_un::sun_path) - 1; // and a NUL
 
 // user:password@ ahead of a host or socket path; user and password may be percent-encoded.
 void parse_userinfo(std::string_view userinfo, Url& url) {
@@ -83,6 +82,12 @@ Url parse_unix(std::string_view rest) {
     url.socket_path = std::string(rest.substr(0, query));
     if (url.socket_path.empty() || url.socket_path.front() != '/')
         bad_url("a unix socket path must be absolute (unix:///path/to/socket)");
+    // The kernel takes at most this many bytes; a longer path would be cut short, and dlock
+    // would talk to whatever listens at the shorter one.
+    if (url.socket_path.size() > max_unix_path_bytes)
+        bad_url("the unix socket path is " + std::to_string(url.socket_path.size()) +
+                " bytes long; a socket address holds at most " +
+                std::to_string(max_unix_path_bytes));
     if (query != std::string_view::npos) {
         const std::string_view params = rest.substr(query + 1);
         if (params.substr(0, 3) != "db=")
@@ -194,6 +199,12 @@ std::string ReplyView::string() const {
     return std::string(reply_->str, reply_->len);
 }
 
+std::optional<std::string> ReplyView::error() const {
+    if (reply_->type != REDIS_REPLY_ERROR)
+        return std::nullopt;
+    return std::string(reply_->str, reply_->len);
+}
+
 std::size_t ReplyView::size() const {
     return is_array() ? reply_->elements : 0;
 }
@@ -208,11 +219,6 @@ ReplyView ReplyView::operator[](std::size_t index) const {
 
 namespace {
 
-timeval to_timeval(Millis timeout) {
-    return timeval{static_cast<time_t>(timeout.count() / 1000),
-                   static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-}
-
 // Redis ends a blocking command that timed out on its next timer tick: up to 100 ms late at the
 // default hz 10, a second at hz 1.
 constexpr Millis blocking_slack{1'000};
@@ -221,62 +227,33 @@ bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
 
-// hiredis sends with write(2): a server that closed the connection while a command was being
-// sent would raise SIGPIPE, which kills a process that has not ignored it, silently and with no
-// exit code a script can act on. For the span of one exchange SIGPIPE is blocked, and one it
-// raised is taken back before the mask is restored; the write fails with EPIPE instead, which
-// becomes an IoError like any broken connection. The process-wide disposition is left alone,
-// so commands that `dlock run` starts, and dlock's own stdout, behave as usual.
-class SigpipeBlocked {
-public:
-    SigpipeBlocked() {
-        sigemptyset(&sigpipe_);
-        sigaddset(&sigpipe_, SIGPIPE);
-        sigset_t pending;
-        sigpending(&pending);
-        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-        pthread_sigmask(SIG_BLOCK, &sigpipe_, &saved_);
+// One command in RESP, as Redis reads it: an array of bulk strings.
+void append_resp(std::string& out, const std::vector<std::string_view>& args) {
+    out += '*';
+    out += std::to_string(args.size());
+    out += "\r\n";
+    for (const auto arg : args) {
+        out += '$';
+        out += std::to_string(arg.size());
+        out += "\r\n";
+        out += arg;
+        out += "\r\n";
     }
-    ~SigpipeBlocked() {
-        const int saved_errno = errno; // the caller reports the failed write by it
-        sigset_t pending;
-        sigpending(&pending);
-        if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
-            const timespec now{0, 0};
-            while (sigtimedwait(&sigpipe_, nullptr, &now) < 0 && errno == EINTR) {
-            }
-        }
-        pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
-        errno = saved_errno;
-    }
-    SigpipeBlocked(const SigpipeBlocked&) = delete;
-    SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
-
-private:
-    sigset_t sigpipe_{};
-    sigset_t saved_{};
-    bool was_pending_ = false;
-};
+}
 
 } // namespace
 
-void Connection::ContextDeleter::operator()(redisContext* context) const {
-    redisFree(context);
+void Connection::ReaderDeleter::operator()(redisReader* reader) const {
+    redisReaderFree(reader);
 }
 
 Connection::Connection(const Options& options)
     : where_(options.url.redacted()), timeout_(options.timeout) {
     const Url& url = options.url;
-    const timeval tv = to_timeval(options.timeout);
-    context_.reset(url.transport == Url::Transport::unix_socket
-                       ? redisConnectUnixWithTimeout(url.socket_path.c_str(), tv)
-                       : redisConnectWithTimeout(url.host.c_str(), url.port, tv));
-    if (!context_)
-        throw InternalError("out of memory creating a Redis connection");
-    if (context_->err != 0)
-        throw_context_error("cannot connect to");
-    if (redisSetTimeout(context_.get(), tv) != REDIS_OK)
-        throw_context_error("cannot set a timeout on");
+    reader_.reset(redisReaderCreate());
+    if (!reader_)
+        throw std::bad_alloc();
+    transport_ = detail::connect_plain(url, detail::Deadline::after(timeout_), where_);
 
     if (url.password) {
         if (url.user.empty())
@@ -294,118 +271,66 @@ Connection::Connection(const Options& options)
 
 Connection::~Connection() = default;
 
-void Connection::throw_context_error(std::string_view doing) const {
-    const int saved_errno = errno;
-    const std::string message = std::string(doing) + " Redis at " + where_ + ": ";
-    switch (context_->err) {
-    case REDIS_ERR_IO:
-        if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
-            saved_errno == EINPROGRESS)
-            throw TimeoutError(message + "timed out");
-        throw IoError(message + context_->errstr);
-    case REDIS_ERR_EOF:
-        throw IoError(message + "connection closed by the server");
-    case REDIS_ERR_PROTOCOL:
-        throw ProtocolError(message + "the server does not speak the Redis protocol");
-    default:
-        throw IoError(message + context_->errstr);
-    }
-}
-
-// Sends what was appended, then waits up to `timeout` for something to read: a blocked command's
-// reply may take longer than the socket's own timeout, which stays as it is (a poll costs one
-// system call; changing the timeout there and back, four).
-void Connection::wait_readable(Millis timeout) {
-    if (!readable_within(timeout))
-        throw TimeoutError("waiting on Redis at " + where_ + ": timed out");
-}
-
-// Sends what was appended; true once something can be read, false if nothing came in `wait`.
-// A signal that interrupts the wait ends it early (false), so a caller can act on it.
-bool Connection::readable_within(Millis wait) {
-    const redisReader* reader = context_->reader;
-    if (reader != nullptr && reader->pos < reader->len)
-        return true; // an earlier read already brought (part of) the reply
-    {
-        const SigpipeBlocked sending;
-        for (int done = 0; done == 0;)
-            if (redisBufferWrite(context_.get(), &done) != REDIS_OK)
-                throw_context_error("cannot send a command to");
-    }
-    using clock = std::chrono::steady_clock;
-    const auto deadline = clock::now() + wait;
-    for (;;) {
-        const auto left = std::chrono::ceil<Millis>(deadline - clock::now());
-        if (left.count() <= 0)
-            return false;
-        pollfd pfd{context_->fd, POLLIN, 0};
-        const int ready = poll(&pfd, 1, static_cast<int>(std::min(left, Millis{60'000}).count()));
-        if (ready > 0)
-            return true;
-        if (ready < 0 && errno == EINTR)
-            return false;
-        if (ready < 0)
-            throw IoError("waiting on Redis at " + where_ + " failed: " + std::strerror(errno));
-    }
-}
-
-void Connection::send(const std::vector<std::string_view>& args) {
-    append(args);
-    for (; pending_setup_replies_ > 0; --pending_setup_replies_)
-        read_reply();
-}
-
-std::optional<Reply> Connection::receive(Millis wait) {
-    void* buffered = nullptr;
-    if (redisGetReplyFromReader(context_.get(), &buffered) == REDIS_OK && buffered != nullptr)
-        return Reply(static_cast<redisReply*>(buffered));
-    if (!readable_within(wait))
-        return std::nullopt;
-    return read_reply();
-}
-
 void Connection::append(const std::vector<std::string_view>& args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lengths;
-    argv.reserve(args.size());
-    lengths.reserve(args.size());
-    for (const auto arg : args) {
-        argv.push_back(arg.data());
-        lengths.push_back(arg.size());
-    }
-    if (redisAppendCommandArgv(context_.get(), static_cast<int>(argv.size()), argv.data(),
-                               lengths.data()) != REDIS_OK)
-        throw_context_error("cannot send a command to");
+    append_resp(output_, args);
 }
 
-Reply Connection::read_reply() {
-    void* raw = nullptr;
-    errno = 0;
-    bool got = false;
-    {
-        const SigpipeBlocked sending; // redisGetReply first sends what was appended
-        got = redisGetReply(context_.get(), &raw) == REDIS_OK && raw != nullptr;
+// Feeds the reader until it holds a whole reply. The deadline bounds the whole wait, not each
+// read: a peer sending one byte every half second runs into it like a silent one.
+Reply Connection::next_reply(const detail::Deadline& deadline) {
+    for (;;) {
+        void* raw = nullptr;
+        if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) {
+            if (reader_->err == REDIS_ERR_OOM)
+                throw std::bad_alloc();
+            throw ProtocolError("lost Redis at " + where_ +
+                                ": the server does not speak the Redis protocol");
+        }
+        if (raw != nullptr)
+            return Reply(static_cast<redisReply*>(raw));
+        char buffer[16 * 1024];
+        const std::size_t n = transport_->read_some(buffer, sizeof buffer, deadline);
+        if (n == 0)
+            throw IoError("lost Redis at " + where_ + ": connection closed by the server");
+        if (redisReaderFeed(reader_.get(), buffer, n) != REDIS_OK)
+            throw std::bad_alloc();
     }
-    if (!got)
-        throw_context_error("lost");
-    Reply reply(static_cast<redisReply*>(raw));
-    const auto* r = static_cast<const redisReply*>(raw);
-    if (r->type == REDIS_REPLY_ERROR) {
-        const std::string text(r->str, r->len);
-        if (starts_with(text, "NOAUTH") || starts_with(text, "WRONGPASS") ||
-            starts_with(text, "NOPERM") || text.find("invalid password") != std::string::npos)
-            throw AuthError("Redis at " + where_ + " refused access: " + text);
-        throw ReplyError("Redis at " + where_ + " answered with an error: " + text);
-    }
-    return reply;
+}
+
+void Connection::check_answer(const Reply& reply) const {
+    const std::optional<std::string> error = reply.view().error();
+    if (!error)
+        return;
+    const std::string& text = *error;
+    if (starts_with(text, "NOAUTH") || starts_with(text, "WRONGPASS") ||
+        starts_with(text, "NOPERM") || text.find("invalid password") != std::string::npos)
+        throw AuthError("Redis at " + where_ + " refused access: " + text);
+    throw ReplyError("Redis at " + where_ + " answered with an error: " + text);
+}
+
+std::vector<Reply> Connection::exchange(std::size_t count, const detail::Deadline& deadline) {
+    if (broken_)
+        throw IoError("lost Redis at " + where_ + ": an earlier call on this connection failed");
+    broken_ = true; // until every reply is read
+    for (std::string_view unsent = output_; !unsent.empty();)
+        unsent.remove_prefix(transport_->write_some(unsent, deadline));
+    output_.clear();
+    // The set-up commands were pipelined ahead of these; their answers come first.
+    for (; pending_setup_replies_ > 0; --pending_setup_replies_)
+        check_answer(next_reply(deadline));
+    std::vector<Reply> replies;
+    replies.reserve(count);
+    for (std::size_t i = 0; i < count; ++i)
+        replies.push_back(next_reply(deadline));
+    broken_ = false;
+    for (const Reply& reply : replies)
+        check_answer(reply); // an error reply leaves the connection in step
+    return replies;
 }
 
 Reply Connection::command(const std::vector<std::string_view>& args) {
     append(args);
-    // The set-up commands were pipelined ahead of this one; their answers come first.
-    for (; pending_setup_replies_ > 0; --pending_setup_replies_)
-        read_reply();
-    return read_reply();
+    return std::move(exchange(1, detail::Deadline::after(timeout_)).front());
 }
 
 Reply Connection::eval(std::string_view script, const std::vector<std::string_view>& keys,
@@ -421,25 +346,39 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
                                         Millis first_blocks_for) {
     for (const auto& args : commands)
         append(args);
-    for (; pending_setup_replies_ > 0; --pending_setup_replies_)
-        read_reply();
-    std::vector<Reply> replies;
-    replies.reserve(commands.size());
-    std::exception_ptr refused; // an error reply; the replies behind it are still read
-    for (std::size_t i = 0; i < commands.size(); ++i) {
-        if (i == 0 && first_blocks_for.count() > 0)
-            wait_readable(timeout_ + first_blocks_for + blocking_slack);
+    // One deadline for the whole pipeline; a blocking first command adds its own wait.
+    const Millis budget =
+        timeout_ + (first_blocks_for.count() > 0 ? first_blocks_for + blocking_slack : Millis{0});
+    return exchange(commands.size(), detail::Deadline::after(budget));
+}
+
+void Connection::send(const std::vector<std::string_view>& args) {
+    append(args);
+    exchange(0, detail::Deadline::after(timeout_));
+}
+
+// A wait with nothing to read is no failure here: subscribers mostly wait.
+std::optional<Reply> Connection::receive(Millis wait) {
+    const detail::Deadline deadline = detail::Deadline::after(wait);
+    for (;;) {
+        void* raw = nullptr;
+        if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK)
+            throw ProtocolError("lost Redis at " + where_ +
+                                ": the server does not speak the Redis protocol");
+        if (raw != nullptr)
+            return Reply(static_cast<redisReply*>(raw));
+        char buffer[16 * 1024];
+        std::size_t n = 0;
         try {
-            replies.push_back(read_reply());
-        } catch (const AuthError&) {
-            refused = refused ? refused : std::current_exception();
-        } catch (const ReplyError&) {
-            refused = refused ? refused : std::current_exception();
+            n = transport_->read_some(buffer, sizeof buffer, deadline);
+        } catch (const TimeoutError&) {
+            return std::nullopt;
         }
+        if (n == 0)
+            throw IoError("lost Redis at " + where_ + ": connection closed by the server");
+        if (redisReaderFeed(reader_.get(), buffer, n) != REDIS_OK)
+            throw std::bad_alloc();
     }
-    if (refused)
-        std::rethrow_exception(refused);
-    return replies;
 }
 
 } // namespace dlock::redis

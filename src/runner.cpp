@@ -320,6 +320,8 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
     }
 
     const Lease& lease = held->lease();
+    // No guardian, no command: it could outlive a dlock that is killed.
+    guardian.confirm_started();
     if (hooks.on_acquired)
         hooks.on_acquired(lease);
     {
@@ -329,7 +331,8 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
             detail::environment_with({"DLOCK_KEY=" + spec.key, "DLOCK_OWNER=" + lease.token,
                                       "DLOCK_FENCE=" + std::to_string(lease.fence)});
         const int tty = terminal.fd_for_command();
-        const detail::Spawned spawned = detail::spawn_command(spec.argv, env, signals, tty);
+        const detail::Spawned spawned =
+            detail::spawn_command(spec.argv, env, signals, tty, guardian);
         if (tty >= 0)
             terminal.handed_to(spawned.pid);
         if (spawned.exec_error != 0) {
@@ -340,7 +343,6 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
             held->release();
             return result;
         }
-        guardian.arm(spawned.pid);
 
         CommandProcess command(spawned.pid);
         Supervisor supervisor(spec, hooks, lease, *keeper, signals, terminal, guardian, command);

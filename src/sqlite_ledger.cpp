@@ -23,6 +23,7 @@
 #include <limits>
 #include <random>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -48,12 +49,35 @@ namespace {
     }
 }
 
+[[noreturn]] void not_a_regular_file(const std::string& path) {
+    throw UsageError("ledger '" + path +
+                     "' is not a regular file (a device, folder, FIFO or socket); give the path "
+                     "of a ledger file, or of one to create");
+}
+
 // SQLite would create a missing file with mode 0644 less the umask; a ledger is nobody else's.
+// Only a regular file (or none yet) may be a ledger: SQLite would put its journal beside
+// anything else, such as /dev/null-journal.
 void create_private_file(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        throw UnavailableError("cannot open ledger '" + path + "': " + std::strerror(errno));
+    struct stat before {};
+    if (::stat(path.c_str(), &before) == 0 && !S_ISREG(before.st_mode))
+        not_a_regular_file(path);
+    // O_NONBLOCK and O_NOCTTY: whatever appeared at the path meanwhile, opening it must not
+    // block (a FIFO) or take a terminal.
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0600);
+    if (fd < 0) {
+        const int error = errno;
+        if (error == EISDIR)
+            not_a_regular_file(path);
+        if (error == EMFILE || error == ENFILE)
+            throw ResourceError("cannot open ledger '" + path + "': " + std::strerror(error));
+        throw UnavailableError("cannot open ledger '" + path + "': " + std::strerror(error));
+    }
+    struct stat opened {};
+    const bool regular = ::fstat(fd, &opened) == 0 && S_ISREG(opened.st_mode);
     ::close(fd);
+    if (!regular)
+        not_a_regular_file(path);
 }
 
 SQLite::Database open_database(const std::string& path, Millis busy_timeout) {

@@ -245,7 +245,7 @@ TEST_CASE("bad input to every subcommand: the documented code, one clear line, n
         {{"--db", "file:x.db?mode=memory", "deposit", "--account", "1", "--amount", "1"}, 64},
         {{"--db", dir + "/missing/ledger.db", "balance", "--account", "1"}, 69},
         {{"--db", dir + "/missing/ledger.db", "deposit", "--account", "1", "--amount", "1"}, 69},
-        {{"--db", dir, "balance", "--account", "1"}, 69}, // a folder, not a file
+        {{"--db", dir, "balance", "--account", "1"}, 64}, // a folder, not a ledger file
         {{"--db", not_sqlite, "deposit", "--account", "1", "--amount", "1"}, 65},
         {{"--db", not_sqlite, "verify"}, 65},
         {{"--db", newer, "balance", "--account", "1"}, 65},

@@ -22,6 +22,10 @@ inline constexpr int data = 65;
 inline constexpr int unavailable = 69;
 // EX_SOFTWARE: a bug, or an answer dlock cannot understand.
 inline constexpr int internal = 70;
+// EX_OSERR: the system ran out of something dlock needs: memory, file descriptors, processes.
+inline constexpr int os_error = 71;
+// EX_IOERR: dlock's own output (stdout) could not be written.
+inline constexpr int output = 74;
 // EX_TEMPFAIL: the lock is busy or the wait timed out (see -E).
 inline constexpr int conflict = 75;
 // dlock run: the lock was lost while the command ran.
@@ -65,6 +69,18 @@ public:
 class InternalError : public Error {
 public:
     explicit InternalError(const std::string& message) : Error(message, exit_code::internal) {}
+};
+
+// The system ran out of memory, file descriptors or processes; dlock stopped before acting.
+class ResourceError : public Error {
+public:
+    explicit ResourceError(const std::string& message) : Error(message, exit_code::os_error) {}
+};
+
+// dlock's result could not be written to stdout (a full disk, a closed pipe).
+class OutputError : public Error {
+public:
+    explicit OutputError(const std::string& message) : Error(message, exit_code::output) {}
 };
 
 } // namespace dlock

@@ -1,5 +1,5 @@
-// The Redis connection: URL parsing, connect with timeouts, AUTH and SELECT, typed errors,
-// RAII over hiredis. Nothing here knows about locks.
+// The Redis connection: URL parsing, connect and calls with deadlines, AUTH and SELECT, typed
+// errors. dlock owns the socket; hiredis only parses replies. Nothing here knows about locks.
 #pragma once
 
 #include "dlock/duration.hpp"
@@ -13,10 +13,15 @@
 #include <string_view>
 #include <vector>
 
-struct redisContext;
+struct redisReader;
 struct redisReply;
 
 namespace dlock::redis {
+
+namespace detail {
+class Transport;
+struct Deadline;
+} // namespace detail
 
 // redis://[user[:password]@]host[:port][/db]  or  unix://[user[:password]@]/path/to/sock[?db=N]
 struct Url {
@@ -36,12 +41,20 @@ struct Url {
 inline constexpr std::string_view default_url = "redis://127.0.0.1:6379";
 inline constexpr Millis default_timeout{3000};
 
-// Throws UsageError for a malformed URL. The password is never part of the message.
+// The forms a Redis URL takes, as usage messages show them. Its "[user[:password]@]" is a
+// placeholder, not a password: messages mask every other "user:password@".
+inline constexpr std::string_view url_forms =
+    "redis://[user[:password]@]host[:port][/db] or unix://[user[:password]@]/path/to/socket[?db=N]";
+
+// Throws UsageError for a malformed URL, and for a unix socket path longer than a socket
+// address holds (107 bytes). The password is never part of the message.
 Url parse_url(std::string_view text);
 
 struct Options {
     Url url;
-    Millis timeout = default_timeout; // connect, and each command
+    // Bounds the connect, and each call (a command or a pipeline, with its reply) as a whole:
+    // a peer that trickles its answer cannot stretch a call past it.
+    Millis timeout = default_timeout;
 };
 
 // Base of every Redis failure: the server is unreachable, slow, refusing or not Redis at all.
@@ -80,6 +93,7 @@ public:
     std::int64_t integer() const; // throws ProtocolError unless an integer reply
     std::string string() const;   // bulk or status string; throws ProtocolError otherwise
     std::size_t size() const;     // array length
+    std::optional<std::string> error() const; // the text of an error reply, else nullopt
     ReplyView operator[](std::size_t index) const;
 
 private:
@@ -100,7 +114,9 @@ private:
 };
 
 // One connection. AUTH and SELECT are pipelined with the first command, so a fresh
-// process pays one round trip for its first command, not three.
+// process pays one round trip for its first command, not three. Every call has one deadline,
+// whatever the peer sends meanwhile; a call that failed half-way (timed out, hung up, not
+// Redis) leaves the connection unusable, and later calls throw IoError.
 class Connection {
 public:
     explicit Connection(const Options& options);
@@ -118,7 +134,7 @@ public:
 
     // Sends `commands` in one write and returns their replies in order: one round trip. The
     // first may be a blocking command (BLPOP) that the server holds for up to `first_blocks_for`;
-    // its reply is awaited that much longer than the timeout. Redis runs the commands queued
+    // the whole call may take that much longer than the timeout. Redis runs the commands queued
     // behind a blocked one the moment it returns. An error reply throws, as in command(), once
     // every reply has been read.
     std::vector<Reply> pipeline(const std::vector<std::vector<std::string_view>>& commands,
@@ -131,19 +147,24 @@ public:
     std::optional<Reply> receive(Millis wait);
 
 private:
-    bool readable_within(Millis wait);
     void append(const std::vector<std::string_view>& args);
-    Reply read_reply();
-    void wait_readable(Millis timeout);
-    [[noreturn]] void throw_context_error(std::string_view doing) const;
+    // Sends what was appended, reads the pending set-up replies and then `count` replies, all
+    // by `deadline`. An error reply to a set-up command throws at once; error replies to the
+    // commands throw once all of them are read, the first one first.
+    std::vector<Reply> exchange(std::size_t count, const detail::Deadline& deadline);
+    Reply next_reply(const detail::Deadline& deadline);
+    void check_answer(const Reply& reply) const;
 
-    struct ContextDeleter {
-        void operator()(redisContext* context) const;
+    struct ReaderDeleter {
+        void operator()(redisReader* reader) const;
     };
-    std::unique_ptr<redisContext, ContextDeleter> context_;
-    std::string where_; // redacted URL, for messages
+    std::unique_ptr<detail::Transport> transport_;
+    std::unique_ptr<redisReader, ReaderDeleter> reader_;
+    std::string output_; // commands appended, not sent yet
+    std::string where_;  // redacted URL, for messages
     Millis timeout_;
     int pending_setup_replies_ = 0;
+    bool broken_ = false; // a call failed half-way: replies may be out of step with commands
 };
 
 } // namespace dlock::redis

@@ -1,9 +1,15 @@
 #include "cli/common.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <iostream>
+#include <poll.h>
+#include <unistd.h>
 
 namespace dlock::cli {
 
@@ -114,6 +120,9 @@ std::size_t printable_utf8_length(std::string_view text, std::size_t i) {
     return length;
 }
 
+// The placeholder of redis::url_forms, which usage messages quote.
+constexpr std::string_view userinfo_placeholder = "[user[:password]@";
+
 // scheme://user:password@host anywhere in `text` (a stray argument CLI11 echoes, say) shows
 // as scheme://user:***@host.
 std::string redact_urls(std::string text) {
@@ -124,6 +133,8 @@ std::string redact_urls(std::string text) {
         const std::size_t at = text.rfind('@', end == 0 ? 0 : end - 1);
         if (at == std::string::npos || at < start)
             continue;
+        if (text.compare(start, userinfo_placeholder.size(), userinfo_placeholder) == 0)
+            continue; // the usage hint's own "[user[:password]@", no password in it
         const std::size_t colon = text.find(':', start);
         if (colon < at)
             text.replace(colon + 1, at - colon - 1, "***");
@@ -166,11 +177,77 @@ std::string printable(std::string_view message) {
     return out;
 }
 
+namespace {
+
+bool stdout_closed = false;
+
+// For the span of one write to stdout, SIGPIPE is blocked, and one it raised is taken back
+// before the mask is restored: a reader that went away is an EPIPE, reported like any failed
+// write, and the process-wide disposition stays as it was (commands that `dlock run` starts
+// get it untouched).
+class SigpipeBlocked {
+public:
+    SigpipeBlocked() {
+        sigemptyset(&sigpipe_);
+        sigaddset(&sigpipe_, SIGPIPE);
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+        pthread_sigmask(SIG_BLOCK, &sigpipe_, &saved_);
+    }
+    ~SigpipeBlocked() {
+        const int saved_errno = errno;
+        sigset_t pending;
+        sigpending(&pending);
+        if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+            const timespec now{0, 0};
+            while (sigtimedwait(&sigpipe_, nullptr, &now) < 0 && errno == EINTR) {
+            }
+        }
+        pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+        errno = saved_errno;
+    }
+    SigpipeBlocked(const SigpipeBlocked&) = delete;
+    SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
+
+private:
+    sigset_t sigpipe_{};
+    sigset_t saved_{};
+    bool was_pending_ = false;
+};
+
+[[noreturn]] void cannot_write(int error) {
+    throw OutputError(std::string("cannot write the result to stdout: ") + std::strerror(error));
+}
+
+} // namespace
+
+void stdout_is_closed() {
+    stdout_closed = true;
+}
+
+void write_stdout(std::string_view text) {
+    if (stdout_closed)
+        cannot_write(EBADF);
+    const SigpipeBlocked quiet;
+    while (!text.empty()) {
+        const ssize_t n = write(STDOUT_FILENO, text.data(), text.size());
+        if (n > 0) {
+            text.remove_prefix(static_cast<std::size_t>(n));
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            pollfd pfd{STDOUT_FILENO, POLLOUT, 0}; // a non-blocking stdout we inherited
+            poll(&pfd, 1, -1);
+        } else if (n < 0 && errno != EINTR) {
+            cannot_write(errno);
+        }
+    }
+}
+
 int Reporter::ok(const nlohmann::json& result, const std::string& text) const {
     if (json_)
-        std::cout << dump(result) << '\n';
+        write_stdout(dump(result) + '\n');
     else if (!text.empty())
-        std::cout << text << '\n';
+        write_stdout(text + '\n');
     return exit_code::ok;
 }
 
@@ -180,7 +257,7 @@ int Reporter::refuse(nlohmann::json result, const std::string& message, int code
     if (json_) {
         result["error"] = line;
         result["code"] = code;
-        std::cout << dump(result) << '\n';
+        write_stdout(dump(result) + '\n');
     }
     return code;
 }
@@ -222,8 +299,13 @@ std::string in_quotes(std::string_view text) {
 int report_error(const std::string& message, int code, bool json) {
     const std::string line = printable(message);
     std::cerr << "dlock: " << line << '\n';
-    if (json)
-        std::cout << dump(nlohmann::json{{"error", line}, {"code", code}}) << '\n';
+    if (json) {
+        try {
+            write_stdout(dump(nlohmann::json{{"error", line}, {"code", code}}) + '\n');
+        } catch (const OutputError&) {
+            // Said on stderr already; stdout is what failed.
+        }
+    }
     return code;
 }
 

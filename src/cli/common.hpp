@@ -111,4 +111,10 @@ std::string in_quotes(std::string_view text);
 std::string text_table(const std::vector<std::vector<std::string>>& rows,
                        const std::vector<bool>& right);
 
+// Writes `text` to stdout at once, never by SIGPIPE. Throws OutputError when it cannot be
+// written (a full disk, a reader that went away, stdout closed): the result reached nobody.
+void write_stdout(std::string_view text);
+// dlock started with stdout closed (main put /dev/null there): results cannot be delivered.
+void stdout_is_closed();
+
 } // namespace dlock::cli

@@ -180,7 +180,7 @@ int verify(const Invocation& inv, const LedgerCommandOptions& opts) {
                            "ok: every balance matches its journal; integrity ok");
     // The findings are the result: on stdout as text, or in the JSON object with the error.
     if (!inv.global.json)
-        std::cout << mismatch_lines(checked);
+        write_stdout(mismatch_lines(checked));
     return reporter.refuse(
         verify_json(checked),
         "the ledger does not balance: " + std::to_string(checked.mismatches.size()) +

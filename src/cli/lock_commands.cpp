@@ -25,8 +25,22 @@ json lease_json(std::string_view key, const Lease& lease) {
             {"ttl_ms", lease.ttl.count()}};
 }
 
-int report_acquired(const Reporter& reporter, std::string_view key, const Lease& lease) {
-    return reporter.ok(lease_json(key, lease), lease.token);
+// Prints the new lease. When stdout cannot take it, the token reached nobody, who could then
+// release or extend the lock: it is released here, as flock-style tools undo on a failed write.
+int report_acquired(const Reporter& reporter, LockService& locks, std::string_view key,
+                    const Lease& lease) {
+    try {
+        return reporter.ok(lease_json(key, lease), lease.token);
+    } catch (const OutputError& e) {
+        std::string undone = "released the lock it took";
+        try {
+            locks.release(key, lease.token);
+        } catch (const std::exception& release_error) {
+            undone = std::string("could not release the lock it took (") + release_error.what() +
+                     "); it frees itself within " + format_duration(lease.ttl);
+        }
+        throw OutputError(std::string(e.what()) + "; " + undone);
+    }
 }
 
 json busy_json(std::string_view key, const AcquireResult& result) {
@@ -72,10 +86,10 @@ int acquire(const Invocation& inv, const LockCommandOptions& opts) {
     validate_key(opts.key);
     const Millis ttl = parse_positive_duration(opts.ttl);
     // The lock is the calling script's: its process is what operators will look for.
-    const AcquireResult result =
-        open_locks(inv.global, parent_process())->try_acquire(opts.key, ttl);
+    const std::unique_ptr<LockService> locks = open_locks(inv.global, parent_process());
+    const AcquireResult result = locks->try_acquire(opts.key, ttl);
     if (result.acquired())
-        return report_acquired(reporter, opts.key, *result.lease);
+        return report_acquired(reporter, *locks, opts.key, *result.lease);
     return reporter.refuse(busy_json(opts.key, result),
                            "lock " + in_quotes(opts.key) + " is held by " + other_holder(result) +
                                " (" + when_free(result.holder_ttl) + ")",
@@ -88,11 +102,11 @@ int block(const Invocation& inv, const LockCommandOptions& opts) {
     const Millis ttl = parse_positive_duration(opts.ttl);
     const Millis wait = parse_wait(opts.wait);
     WaitReport report(inv.global, opts.key);
-    const AcquireResult result =
-        open_locks(inv.global, parent_process())->block(opts.key, ttl, wait, report.observer());
+    const std::unique_ptr<LockService> locks = open_locks(inv.global, parent_process());
+    const AcquireResult result = locks->block(opts.key, ttl, wait, report.observer());
     report.finished(result.acquired() ? std::optional(result.lease->fence) : std::nullopt);
     if (result.acquired())
-        return report_acquired(reporter, opts.key, *result.lease);
+        return report_acquired(reporter, *locks, opts.key, *result.lease);
     return reporter.refuse(busy_json(opts.key, result),
                            "lock busy, try again later (" + in_quotes(opts.key) +
                                " still held after waiting " + format_duration(wait) +
@@ -253,7 +267,7 @@ int watch(const Invocation& inv, const LockCommandOptions& opts) {
                            event.status->now_ms);
                 line["fence"] = event.status->fence ? json(*event.status->fence) : json(nullptr);
             }
-            std::cout << json_text(line) << std::endl;
+            write_stdout(json_text(line) + "\n");
             return;
         }
         std::string text = time + "  " + event.kind + "  " + printable(event.key);
@@ -263,7 +277,7 @@ int watch(const Invocation& inv, const LockCommandOptions& opts) {
                     (event.status->ttl ? ", ttl " + format_duration(*event.status->ttl) : "");
         if (event.inferred)
             text += "  (inferred: gone without a release when its TTL ran out)";
-        std::cout << text << std::endl;
+        write_stdout(text + "\n");
     };
     open_locks(inv.global)->watch(pattern, watcher);
     return exit_code::ok;

@@ -89,6 +89,7 @@ void setup_run_command(CLI::App& app, Invocation& inv) {
                 "Exit codes: the command's own status (128+N if signal N killed it);\n"
                 "75 (or -E N) KEY busy or the wait ran out, nothing run; 79 the lock was lost\n"
                 "while the command ran (it was stopped); 69 Redis unreachable at start;\n"
+                "71 out of descriptors or memory, or no guardian process: nothing run;\n"
                 "127 command not found; 126 not executable. --json changes only dlock's own\n"
                 "error reports: stdout belongs to the command.");
     add_key_argument(*cmd, opts->key);

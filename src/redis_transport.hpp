@@ -1,0 +1,46 @@
+// The byte stream under a Redis connection, internal to the library: connect, write some
+// bytes, read some bytes, each by an absolute deadline. Connection speaks RESP over it and
+// never touches a socket itself, so another transport (TLS) can slot in behind this seam.
+#pragma once
+
+#include "dlock/duration.hpp"
+#include "dlock/redis.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace dlock::redis::detail {
+
+// The moment a whole call (a connect, or a command with its reply) must be over, and the
+// budget it came from, for the message that says it timed out.
+struct Deadline {
+    std::chrono::steady_clock::time_point at;
+    Millis budget;
+
+    static Deadline after(Millis budget) {
+        return {std::chrono::steady_clock::now() + budget, budget};
+    }
+};
+
+class Transport {
+public:
+    virtual ~Transport() = default;
+    // Writes at least one byte of `bytes` (not empty); returns how many. Throws IoError when
+    // the peer is gone and TimeoutError at the deadline.
+    virtual std::size_t write_some(std::string_view bytes, const Deadline& deadline) = 0;
+    // Reads at least one byte into `buffer`; returns how many, 0 when the peer closed the
+    // connection. Throws IoError and TimeoutError as write_some does.
+    virtual std::size_t read_some(char* buffer, std::size_t size, const Deadline& deadline) = 0;
+};
+
+// A plain TCP or unix-socket connection to `url`, connected by `deadline`. Its descriptor is
+// non-blocking, close-on-exec and never 0, 1 or 2. `where` names the peer in messages.
+// Throws IoError, TimeoutError, UsageError (a unix path that does not fit a socket address)
+// or ResourceError (out of descriptors).
+std::unique_ptr<Transport> connect_plain(const Url& url, const Deadline& deadline,
+                                         const std::string& where);
+
+} // namespace dlock::redis::detail
