@@ -6,10 +6,13 @@ DLOCK_BUILD_DIR=${DLOCK_BUILD_DIR:-$DLOCK_ROOT/build}
 
 # Debian packages dlock builds, tests and demonstrates with. Packaging and its checks: dpkg-dev
 # (dpkg-shlibdeps computes the .deb's Depends), man-db (renders and checks the man page), bash,
-# zsh and fish (each completion script is loaded and asked in its own shell).
+# zsh and fish (each completion script is loaded and asked in its own shell). Interop: PHP with
+# phpredis and Laravel's own cache and Redis components, and redis-py, whose locks the interop
+# tests, the demo's shared-lock act and the bench take next to dlock's.
 DLOCK_PACKAGES=(cmake make g++ pkg-config libcli11-dev libhiredis-dev libsqlitecpp-dev
     libsqlite3-dev nlohmann-json3-dev doctest-dev redis-server redis-tools sqlite3 util-linux
-    iproute2 time dpkg-dev man-db bash zsh fish)
+    iproute2 time dpkg-dev man-db bash zsh fish php-cli php-redis php-illuminate-cache
+    php-illuminate-redis python3-redis)
 
 log() { printf '%s\n' "$*" >&2; }
 
