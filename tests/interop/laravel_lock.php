@@ -8,7 +8,8 @@
 //   hold TTL FIFO        get(); prints "held OWNER"; waits for a line on FIFO; release(),
 //                        prints "released true|false"
 //   get TTL              get(); prints "true OWNER" (and keeps the lock) or "false"
-//   block TTL WAIT       block(WAIT); prints "acquired MS" (Unix ms) or "timeout"; releases
+//   block TTL WAIT       get(), and when that fails prints "waiting" and block(WAIT); prints
+//                        "acquired MS" (Unix ms) or "timeout"; releases
 //   release OWNER        restoreLock(NAME, OWNER)->release(); prints "true" or "false"
 //   worker N COUNTER     N times block(10, fn) around a slow read-modify-write of COUNTER
 //   withdraw USER AMOUNT the lesson's WithdrawFunds: block(5) on withdraw_funds_user_USER,
@@ -76,7 +77,10 @@ switch ($mode) {
     case 'block':
         $lock = $cache->lock($name, (int) $argv[2]);
         try {
-            $lock->block((int) $argv[3]);
+            if (!$lock->get()) {
+                say('waiting');
+                $lock->block((int) $argv[3]);
+            }
         } catch (LockTimeoutException $e) {
             say('timeout');
             exit(1);

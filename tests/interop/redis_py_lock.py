@@ -5,8 +5,8 @@ takes with redis.Redis(...).lock(NAME). The name is the Redis key itself.
     redis_py_lock.py URL NAME hold TTL FIFO   acquire; print "held TOKEN"; wait for a line on
                                               FIFO; release; print "released true|false"
     redis_py_lock.py URL NAME get TTL         one attempt; print "true TOKEN" (kept) or "false"
-    redis_py_lock.py URL NAME block TTL WAIT  wait up to WAIT s; print "acquired MS" (Unix ms)
-                                              or "timeout"; release
+    redis_py_lock.py URL NAME block TTL WAIT  one attempt, then "waiting" and up to WAIT s;
+                                              print "acquired MS" (Unix ms) or "timeout"; release
     redis_py_lock.py URL NAME worker N COUNTER  N locked read-modify-writes of COUNTER
 """
 import sys
@@ -41,9 +41,11 @@ def main():
         say("true " + lock.local.token.decode() if lock.acquire(blocking=False) else "false")
     elif mode == "block":
         lock = client.lock(name, timeout=float(args[0]))
-        if not lock.acquire(blocking_timeout=float(args[1])):
-            say("timeout")
-            return 1
+        if not lock.acquire(blocking=False):
+            say("waiting")
+            if not lock.acquire(blocking_timeout=float(args[1])):
+                say("timeout")
+                return 1
         say("acquired %d" % (time.time() * 1000))
         lock.release()
     elif mode == "worker":
