@@ -12,6 +12,8 @@
 //                        "acquired MS" (Unix ms) or "timeout"; releases
 //   release OWNER        restoreLock(NAME, OWNER)->release(); prints "true" or "false"
 //   worker N COUNTER     N times block(10, fn) around a slow read-modify-write of COUNTER
+//   run WAIT CMD ARGS... block(WAIT, fn) around running CMD: one critical section, as
+//                        scripts/bench runs one with each wrapper; exits with CMD's status
 //   withdraw USER AMOUNT the lesson's WithdrawFunds: block(5) on withdraw_funds_user_USER,
 //                        then `dlock withdraw --no-lock` inside (DLOCK_BIN); prints its answer
 //
@@ -104,6 +106,13 @@ switch ($mode) {
         }
         break;
 
+    case 'run':
+        $command = array_slice($argv, 3);
+        $status = $cache->lock($name, 10)->block((int) $argv[2], function () use ($command) {
+            return proc_close(proc_open($command, [STDIN, STDOUT, STDERR], $pipes));
+        });
+        exit($status);
+
     case 'withdraw':
         // The lesson's WithdrawFunds job, as a Laravel app writes it.
         [$userId, $amount] = [$argv[2], $argv[3]];
@@ -122,6 +131,6 @@ switch ($mode) {
         break;
 
     default:
-        fwrite(STDERR, "usage: laravel_lock.php hold|get|block|release|worker|withdraw ARGS...\n");
+        fwrite(STDERR, "usage: laravel_lock.php hold|get|block|release|worker|run|withdraw ARGS...\n");
         exit(64);
 }
