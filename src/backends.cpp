@@ -24,14 +24,15 @@ redis::Options redis_options(const LockConfig& config) {
 }
 
 std::unique_ptr<LockService> open_redis_lock(const LockConfig& config) {
-    return std::make_unique<RedisLock>(redis_options(config), config.prefix, config.identity,
-                                       config.fence_idle);
+    return std::make_unique<RedisLock>(
+        redis_options(config),
+        RedisLockSettings{config.prefix, config.layout, config.identity, config.fence_idle});
 }
 
 std::string redis_fence_resource(const LockConfig& config, std::string_view key) {
-    validate_prefix(config.prefix);
+    validate_prefix(config.prefix, config.layout);
     validate_key(key);
-    return lock_keys(config.prefix, key).lock;
+    return lock_keys(config.layout, config.prefix, key).lock;
 }
 
 struct LockBackend {

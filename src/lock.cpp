@@ -134,6 +134,49 @@ void validate_prefix(std::string_view prefix) {
     }
 }
 
+KeyLayout parse_layout(std::string_view text) {
+    if (text == "dlock")
+        return KeyLayout::dlock;
+    if (text == "plain")
+        return KeyLayout::plain;
+    throw UsageError("invalid layout '" + std::string(text) + "': dlock or plain");
+}
+
+namespace {
+
+// 0 to 256 bytes of UTF-8 without control characters, for what a plain-layout app chose.
+void validate_app_text(std::string_view text, std::string_view what, bool may_be_empty) {
+    if ((text.empty() && !may_be_empty) || text.size() > max_key_bytes)
+        throw UsageError("invalid " + std::string(what) + ": " + (may_be_empty ? "0" : "1") + "-" +
+                         std::to_string(max_key_bytes) +
+                         " bytes of UTF-8 without control characters");
+    if (!text.empty()) {
+        try {
+            validate_key(text);
+        } catch (const UsageError& e) {
+            const std::string why = e.what();
+            throw UsageError("invalid " + std::string(what) +
+                             why.substr(why.find(':'))); // "invalid lock key: ..." reworded
+        }
+    }
+}
+
+} // namespace
+
+void validate_prefix(std::string_view prefix, KeyLayout layout) {
+    if (layout == KeyLayout::dlock)
+        validate_prefix(prefix);
+    else
+        validate_app_text(prefix, "prefix", true);
+}
+
+void validate_owner(std::string_view owner, KeyLayout layout) {
+    if (layout == KeyLayout::dlock)
+        validate_token(owner);
+    else
+        validate_app_text(owner, "owner", false);
+}
+
 void validate_token(std::string_view token) {
     const bool hex = token.find_first_not_of("0123456789abcdef") == std::string_view::npos;
     if (token.size() != token_bytes * 2 || !hex)

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <chrono>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,9 @@ const std::string unclaimed_wake_up_ms = std::to_string(unclaimed_wake_up_lifeti
 constexpr Millis longest_blocking_wait{60'000};
 // How often a watched wait reports.
 constexpr Millis progress_interval{1'000};
+// In the plain layout without keyspace notifications, the longest a foreign release goes
+// unnoticed.
+constexpr Millis foreign_release_poll{50};
 
 // BLPOP's timeout: seconds with millisecond decimals (Redis 6 or newer); never 0, which would
 // mean forever.
@@ -310,27 +314,76 @@ std::string percent_decoded(std::string_view text) {
 } // namespace
 
 LockKeys lock_keys(std::string_view prefix, std::string_view key) {
+    return lock_keys(KeyLayout::dlock, prefix, key);
+}
+
+LockKeys lock_keys(KeyLayout layout, std::string_view prefix, std::string_view key) {
+    if (layout == KeyLayout::plain) {
+        const std::string lock = std::string(prefix) + std::string(key);
+        const std::string side = lock + ":dlock:";
+        return LockKeys{lock,          side + "holder", side + "fence", side + "waiting",
+                        side + "wake", side + "events"};
+    }
     std::string lock = std::string(prefix) + "{" + percent_encode_braces(key) + "}";
     return LockKeys{lock,           lock + ":holder", lock + ":fence", lock + ":waiting",
                     lock + ":wake", lock + ":events"};
 }
 
-RedisLock::RedisLock(const redis::Options& options, std::string prefix, Identity identity,
-                     Millis fence_idle)
-    : options_(options), prefix_((validate_prefix(prefix), std::move(prefix))),
-      identity_(std::move(identity)), fence_idle_(fence_idle), connection_(options) {}
+RedisLock::RedisLock(const redis::Options& options, RedisLockSettings settings)
+    : options_(options),
+      settings_((validate_prefix(settings.prefix, settings.layout), std::move(settings))),
+      connection_(options) {}
+
+LockKeys RedisLock::keys_of(std::string_view key) const {
+    validate_key(key);
+    return lock_keys(settings_.layout, settings_.prefix, key);
+}
+
+std::string RedisLock::key_of(std::string_view lock_name) const {
+    const std::size_t prefix = settings_.prefix.size();
+    if (settings_.layout == KeyLayout::plain)
+        return std::string(lock_name.substr(prefix));
+    // PREFIX{ENCODED}: the KEY is between the braces.
+    return percent_decoded(lock_name.substr(prefix + 1, lock_name.size() - prefix - 2));
+}
+
+std::string RedisLock::names_matching(std::string_view pattern) const {
+    if (settings_.layout == KeyLayout::plain)
+        return glob_escaped(settings_.prefix) + std::string(pattern);
+    return glob_escaped(settings_.prefix) + "{" + percent_encode_braces(pattern) + "}";
+}
 
 std::string RedisLock::fence_resource(std::string_view key) const {
-    return lock_keys(prefix_, key).lock;
+    return keys_of(key).lock;
 }
 
 AcquireResult RedisLock::try_acquire(std::string_view key, Millis ttl) {
-    validate_key(key);
-    const LockKeys keys = lock_keys(prefix_, key);
+    const LockKeys keys = keys_of(key);
     const std::string token = new_owner_token();
-    const AcquireCommand acquire(keys, token, ttl, fence_idle_, identity_);
+    const AcquireCommand acquire(keys, token, ttl, settings_.fence_idle, settings_.identity);
     const auto sent = std::chrono::steady_clock::now();
     return acquire_result(connection_.command(acquire.args).view(), keys, token, ttl, sent);
+}
+
+bool RedisLock::notifies_releases() {
+    if (!notifies_releases_) {
+        notifies_releases_ = false;
+        try {
+            const redis::Reply config =
+                connection_.command({"CONFIG", "GET", "notify-keyspace-events"});
+            const std::string flags =
+                config.view().size() == 2 ? config.view()[1].string() : std::string();
+            const auto has = [&](char flag) {
+                return flags.find(flag) != std::string::npos;
+            };
+            notifies_releases_ = has('K') && (has('A') || (has('g') && has('x')));
+        } catch (const redis::ReplyError&) {
+            // CONFIG refused (a managed service): polled.
+        } catch (const redis::AuthError&) {
+            // CONFIG not allowed to this ACL user: polled.
+        }
+    }
+    return *notifies_releases_;
 }
 
 // Waiting happens in Redis: BLPOP on the lock's wake list, with the next attempt pipelined
@@ -339,57 +392,80 @@ AcquireResult RedisLock::try_acquire(std::string_view key, Millis ttl) {
 // passes in one hop, without a round trip back to the waiter and without waking the others.
 // An expiry pushes nothing: a waiter also stops blocking when the holder's remaining TTL runs
 // out (within Redis's timer tick), and its queued attempt then finds the lock free.
+//
+// In the plain layout an app releases the lock without a wake-up: the waiter subscribes to the
+// lock's keyspace notifications when the server sends them, and retries at each one; otherwise
+// it caps each BLPOP at a jittered 30-50 ms, so a foreign release is seen within 50 ms.
 AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
                                const WaitObserver& observer) {
     using clock = std::chrono::steady_clock;
-    validate_key(key);
     const auto start = clock::now();
-    const LockKeys keys = lock_keys(prefix_, key);
+    const LockKeys keys = keys_of(key);
     const std::string token = new_owner_token();
-    const AcquireCommand acquire(keys, token, ttl, fence_idle_, identity_);
+    const AcquireCommand acquire(keys, token, ttl, settings_.fence_idle, settings_.identity);
+    const bool plain = settings_.layout == KeyLayout::plain;
+
+    // Subscribed before the first attempt, so that no release falls between the two.
+    std::optional<redis::Connection> notifications;
+    if (plain && wait.count() > 0 && notifies_releases()) {
+        notifications.emplace(options_);
+        notifications->send(
+            {"SUBSCRIBE", "__keyspace@" + std::to_string(options_.url.db) + "__:" + keys.lock});
+    }
+    const std::string_view noticed_by = !plain          ? "release wake-ups"
+                                        : notifications ? "keyspace notifications"
+                                                        : "a poll every 50 ms";
 
     AcquireResult result =
         acquire_result(connection_.command(acquire.args).view(), keys, token, ttl, start);
     if (result.acquired() || wait.count() <= 0)
         return result;
 
+    std::minstd_rand jitter{std::random_device{}()};
     const auto deadline = wait == wait_forever ? clock::time_point::max() : start + wait;
     for (;;) {
         const auto left = std::chrono::ceil<Millis>(deadline - clock::now());
         if (left.count() <= 0)
             return result;
         if (observer)
-            observer({std::chrono::floor<Millis>(clock::now() - start), wait, result.holder_ttl,
-                      result.holder});
+            observer({noticed_by, std::chrono::floor<Millis>(clock::now() - start), wait,
+                      result.holder_ttl, result.holder});
         // A holder without a TTL (not dlock's) frees the lock only by a release, which wakes us.
         Millis sleep = std::min(left, observer ? progress_interval : longest_blocking_wait);
         if (result.holder_ttl)
             sleep = std::min(sleep, std::max(*result.holder_ttl, Millis{1}));
         const auto sent = clock::now();
-        const std::string seconds = blpop_timeout(sleep);
-        const std::vector<redis::Reply> replies =
-            connection_.pipeline({{"BLPOP", keys.wake, seconds}, acquire.args}, sleep);
-        result = acquire_result(replies[1].view(), keys, token, ttl, sent);
+        if (notifications) {
+            notifications->receive(sleep); // any change of the key, or the time is up
+            result = acquire_result(connection_.command(acquire.args).view(), keys, token, ttl,
+                                    clock::now());
+        } else {
+            if (plain)
+                sleep = std::min(sleep, Millis{std::uniform_int_distribution<Millis::rep>{
+                                            30, foreign_release_poll.count()}(jitter)});
+            const std::string seconds = blpop_timeout(sleep);
+            const std::vector<redis::Reply> replies =
+                connection_.pipeline({{"BLPOP", keys.wake, seconds}, acquire.args}, sleep);
+            result = acquire_result(replies[1].view(), keys, token, ttl, sent);
+        }
         if (result.acquired())
             return result;
     }
 }
 
 OwnerCheck RedisLock::release(std::string_view key, std::string_view token) {
-    validate_key(key);
-    validate_token(token);
-    const LockKeys keys = lock_keys(prefix_, key);
+    const LockKeys keys = keys_of(key);
+    validate_owner(token, settings_.layout);
     const redis::Reply reply = connection_.eval(owner_checked_script, all_keys(keys),
                                                 {unclaimed_wake_up_ms, keys.channel, token, ""});
     return to_owner_check(reply.view().integer());
 }
 
 OwnerCheck RedisLock::extend(std::string_view key, std::string_view token, Millis ttl) {
-    validate_key(key);
-    validate_token(token);
-    const LockKeys keys = lock_keys(prefix_, key);
+    const LockKeys keys = keys_of(key);
+    validate_owner(token, settings_.layout);
     const std::string ttl_ms = std::to_string(ttl.count());
-    const std::string fence_ttl_ms = std::to_string((ttl + fence_idle_).count());
+    const std::string fence_ttl_ms = std::to_string((ttl + settings_.fence_idle).count());
     const redis::Reply reply =
         connection_.eval(owner_checked_script, all_keys(keys),
                          {unclaimed_wake_up_ms, keys.channel, token, ttl_ms, fence_ttl_ms});
@@ -398,10 +474,9 @@ OwnerCheck RedisLock::extend(std::string_view key, std::string_view token, Milli
 
 ForceReleaseResult RedisLock::force_release(std::string_view key,
                                             std::optional<std::string_view> only_owner) {
-    validate_key(key);
+    const LockKeys keys = keys_of(key);
     if (only_owner)
-        validate_token(*only_owner);
-    const LockKeys keys = lock_keys(prefix_, key);
+        validate_owner(*only_owner, settings_.layout);
     const redis::Reply reply =
         connection_.eval(force_release_script, all_keys(keys),
                          {unclaimed_wake_up_ms, keys.channel, only_owner.value_or("")});
@@ -418,16 +493,16 @@ ForceReleaseResult RedisLock::force_release(std::string_view key,
 }
 
 LockStatus RedisLock::status(std::string_view key) {
-    validate_key(key);
-    const LockKeys keys = lock_keys(prefix_, key);
+    const LockKeys keys = keys_of(key);
     const redis::Reply reply = connection_.eval(status_script, all_keys(keys), {});
     return lock_status(reply.view(), keys.fence);
 }
 
 // SCAN (never KEYS) for the lock names under the prefix, then every lock's status in one
-// pipelined round trip per batch.
+// pipelined round trip per batch. In the plain layout a lock is any string key there (an app's
+// lock is nothing more), dlock's side keys aside.
 std::vector<LockListing> RedisLock::list(std::string_view pattern) {
-    const std::string match = glob_escaped(prefix_) + "{" + percent_encode_braces(pattern) + "}";
+    const std::string match = names_matching(pattern);
     std::vector<std::string> names;
     std::string cursor = "0";
     do {
@@ -435,8 +510,14 @@ std::vector<LockListing> RedisLock::list(std::string_view pattern) {
             {"SCAN", cursor, "MATCH", match, "COUNT", "1000", "TYPE", "string"});
         const redis::ReplyView answer = reply.view();
         cursor = answer[0].string();
-        for (std::size_t i = 0; i < answer[1].size(); ++i)
-            names.push_back(answer[1][i].string());
+        for (std::size_t i = 0; i < answer[1].size(); ++i) {
+            std::string name = answer[1][i].string();
+            const bool side_key =
+                settings_.layout == KeyLayout::plain &&
+                (name.ends_with(":dlock:fence") || name.ends_with(":dlock:waiting"));
+            if (!side_key)
+                names.push_back(std::move(name));
+        }
     } while (cursor != "0");
     std::sort(names.begin(), names.end()); // SCAN may return a name twice
     names.erase(std::unique(names.begin(), names.end()), names.end());
@@ -448,11 +529,8 @@ std::vector<LockListing> RedisLock::list(std::string_view pattern) {
         std::vector<LockKeys> batch_names;
         std::vector<std::vector<std::string_view>> commands;
         for (std::size_t i = first; i < std::min(names.size(), first + batch); ++i) {
-            // PREFIX{ENCODED}: the KEY is between the braces.
-            const std::string_view encoded = std::string_view(names[i]).substr(
-                prefix_.size() + 1, names[i].size() - prefix_.size() - 2);
-            batch_keys.push_back(percent_decoded(encoded));
-            batch_names.push_back(lock_keys(prefix_, batch_keys.back()));
+            batch_keys.push_back(key_of(names[i]));
+            batch_names.push_back(lock_keys(settings_.layout, settings_.prefix, batch_keys.back()));
         }
         for (const LockKeys& k : batch_names)
             commands.push_back(
@@ -469,18 +547,13 @@ std::vector<LockListing> RedisLock::list(std::string_view pattern) {
     return listings;
 }
 
-std::string RedisLock::key_of(std::string_view lock_name) const {
-    return percent_decoded(
-        lock_name.substr(prefix_.size() + 1, lock_name.size() - prefix_.size() - 2));
-}
-
 // Two connections: this one for statuses, a second one subscribed to the locks' event channels
 // and, when the server sends them, to keyspace notifications of their expiries. Without those,
 // a lock known to be held whose TTL has run out is looked at: gone without a release event, it
 // expired.
 void RedisLock::watch(std::string_view pattern, const LockWatcher& watcher) {
     using clock = std::chrono::steady_clock;
-    const std::string names = glob_escaped(prefix_) + "{" + percent_encode_braces(pattern) + "}";
+    const std::string names = names_matching(pattern);
     bool notified_expiries = false;
     try {
         const redis::Reply config =
@@ -493,8 +566,10 @@ void RedisLock::watch(std::string_view pattern, const LockWatcher& watcher) {
     } catch (const redis::RedisError&) {
         // CONFIG refused (an ACL user, a managed service): expiries are inferred.
     }
+    const bool plain = settings_.layout == KeyLayout::plain;
+    const std::string_view events = plain ? ":dlock:events" : ":events";
     redis::Connection subscriber(options_);
-    subscriber.send({"PSUBSCRIBE", names + ":events"});
+    subscriber.send({"PSUBSCRIBE", names + std::string(events)});
     const std::string keyspace = "__keyspace@" + std::to_string(options_.url.db) + "__:";
     if (notified_expiries)
         subscriber.send({"PSUBSCRIBE", keyspace + names});
@@ -524,13 +599,14 @@ void RedisLock::watch(std::string_view pattern, const LockWatcher& watcher) {
             const std::string payload = push[3].string();
             LockEvent event;
             if (channel.rfind(keyspace, 0) == 0) {
-                if (payload != "expired")
+                const bool side_key = plain && channel.find(":dlock:") != std::string::npos;
+                if (payload != "expired" || side_key)
                     continue; // every other change comes through the events channel
                 event = {key_of(std::string_view(channel).substr(keyspace.size())), "expired",
                          false, std::nullopt};
             } else {
-                const std::string_view lock = std::string_view(channel).substr(
-                    0, channel.size() - std::string_view(":events").size());
+                const std::string_view lock =
+                    std::string_view(channel).substr(0, channel.size() - events.size());
                 event = {key_of(lock), payload, false, std::nullopt};
                 if (payload == "acquired" || payload == "extended")
                     event.status = status(event.key);

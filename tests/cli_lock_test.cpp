@@ -477,3 +477,31 @@ TEST_CASE("watch --json prints one object per event") {
     CHECK(acquired["holder"] == token);
     CHECK(acquired["fence"].is_number());
 }
+
+TEST_CASE("--layout plain shares an app's lock: status, acquire, release with the app's owner") {
+    RedisServer server;
+    REQUIRE(server.command({"SET", "laravel_cache:job", "Xk2hB7qLm0pR9sTz", "PX", "30000", "NX"}) ==
+            "OK");
+    const auto plain = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {"--layout", "plain", "--prefix", "laravel_cache:"});
+        return run_dlock_at(server.url(), args);
+    };
+    const auto shown = plain({"status", "job", "--json"});
+    CHECK(shown.exit_code == 0);
+    CHECK(json::parse(shown.out)["holder"] == "Xk2hB7qLm0pR9sTz");
+    CHECK(plain({"acquire", "job"}).exit_code == 75);
+    CHECK(plain({"run", "job", "-n", "--", "true"}).exit_code == 75);
+    CHECK(plain({"release", "job", "--owner", "not-the-owner"}).exit_code == 1);
+    CHECK(plain({"release", "job", "--owner", "Xk2hB7qLm0pR9sTz"}).exit_code == 0);
+    CHECK(server.command({"EXISTS", "laravel_cache:job"}) == "0");
+    // The default layout never sees it: a different key.
+    REQUIRE(server.command({"SET", "laravel_cache:job", "app", "PX", "30000"}) == "OK");
+    CHECK(run_dlock_at(server.url(), {"--prefix", "laravel_cache:", "status", "job"}).exit_code ==
+          1);
+    // An empty prefix is the bare key in the plain layout, and a usage error in dlock's.
+    CHECK(run_dlock_at(server.url(), {"--layout", "plain", "--prefix", "", "acquire", "bare"})
+              .exit_code == 0);
+    CHECK(server.command({"EXISTS", "bare"}) == "1");
+    CHECK(run_dlock_at(server.url(), {"--prefix", "", "acquire", "bare"}).exit_code == 64);
+    CHECK(run_dlock_at(server.url(), {"--layout", "flat", "acquire", "bare"}).exit_code == 64);
+}

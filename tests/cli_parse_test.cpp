@@ -108,5 +108,10 @@ TEST_CASE("an empty or option-looking prefix is refused, not taken from the next
     const char* after_dashdash[] = {"dlock", "run", "job", "--", "--x="};
     CHECK_FALSE(empty_equals_value(5, after_dashdash).has_value());
     CHECK_THROWS_AS(parse({"--prefix", "-n", "acquire", "job"}), CLI::ValidationError);
-    CHECK_THROWS_AS(parse({"--prefix", "", "acquire", "job"}), CLI::ValidationError);
+    GlobalOptions empty;
+    empty.prefix = "";
+    CHECK_THROWS_AS(lock_config(empty), UsageError); // the dlock layout needs one
+    empty.layout = "plain";
+    CHECK(lock_config(empty).prefix.empty()); // the plain layout's bare key
+    CHECK_THROWS_AS(parse({"--layout", "flat", "acquire", "job"}), CLI::ValidationError);
 }

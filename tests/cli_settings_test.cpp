@@ -155,7 +155,7 @@ TEST_CASE("every setting takes its variable, and its key in a config file") {
     const std::map<std::string, std::string> values{{"redis_url", "redis://127.0.0.1:1/2"},
                                                     {"redis_password", "pw"},
                                                     {"timeout", "2s"},
-                                                    {"prefix", "app:"},
+                                                    {"prefix", "app:"}, {"layout", "plain"},
                                                     {"json", "true"},
                                                     {"conflict_exit_code", "3"},
                                                     {"db", "x.db"},

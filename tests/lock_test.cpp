@@ -55,9 +55,26 @@ struct OneRedisServer {
     }
 };
 
+// The same server, locks in the plain layout: PREFIX + KEY exactly, as apps write them.
+struct OneRedisServerPlainLayout {
+    RedisServer server;
+    std::unique_ptr<LockService> client(dlock::Identity identity = {}) const {
+        dlock::LockConfig config;
+        config.url = server.url();
+        config.timeout = 2s;
+        config.prefix = "app_cache:";
+        config.layout = dlock::KeyLayout::plain;
+        config.identity = std::move(identity);
+        return dlock::open_lock_service(config);
+    }
+    bool waiters(int count, Millis limit) const {
+        return server.wait_for_blocked_clients(count, limit);
+    }
+};
+
 } // namespace
 
-#define lock_backends OneRedisServer
+#define lock_backends OneRedisServer, OneRedisServerPlainLayout
 
 TEST_CASE_TEMPLATE("acquire takes a free lock and returns a token, a fence and the TTL", Backend,
                    lock_backends) {
@@ -279,8 +296,11 @@ TEST_CASE_TEMPLATE("bad keys and tokens are usage errors before anything reaches
         CHECK_THROWS_AS(lock->force_release(key, std::nullopt), dlock::UsageError);
         CHECK_THROWS_AS(lock->status(key), dlock::UsageError);
     }
-    CHECK_THROWS_AS(lock->release("job", "not-a-token"), dlock::UsageError);
-    CHECK_THROWS_AS(lock->extend("job", "not-a-token", 1s), dlock::UsageError);
+    for (const std::string& owner : {std::string(), std::string("a\nb"), std::string(300, 'o')}) {
+        CHECK_THROWS_AS(lock->release("job", owner), dlock::UsageError);
+        CHECK_THROWS_AS(lock->extend("job", owner, 1s), dlock::UsageError);
+        CHECK_THROWS_AS(lock->force_release("job", owner), dlock::UsageError);
+    }
 }
 
 TEST_CASE_TEMPLATE("two namespaces never share fences", Backend, lock_backends) {
@@ -550,5 +570,104 @@ TEST_SUITE("one Redis server: memory") {
                             "if redis.call('PTTL', k) < 0 then n = n + 1 end end return n",
                             "0"});
         CHECK(no_ttl == "0");
+    }
+}
+
+TEST_SUITE("one Redis server: the plain layout") {
+    namespace {
+
+    dlock::LockConfig plain_config(const RedisServer& server, std::string prefix) {
+        dlock::LockConfig config;
+        config.url = server.url();
+        config.prefix = std::move(prefix);
+        config.layout = dlock::KeyLayout::plain;
+        return config;
+    }
+
+    // What Laravel's RedisLock (and redis-py's Lock) do: SET NX with a TTL, and an owner-checked
+    // compare-and-delete.
+    bool app_acquires(const RedisServer& server, const std::string& key, const std::string& owner) {
+        return server.command({"SET", key, owner, "PX", "30000", "NX"}) == "OK";
+    }
+    void app_releases(const RedisServer& server, const std::string& key, const std::string& owner) {
+        server.command({"EVAL",
+                        "if redis.call('get', KEYS[1]) == ARGV[1] then return "
+                        "redis.call('del', KEYS[1]) else return 0 end",
+                        "1", key, owner});
+    }
+
+    } // namespace
+
+    TEST_CASE("in the plain layout the lock is PREFIX + KEY holding the bare owner") {
+        RedisServer server;
+        const auto lock = dlock::open_lock_service(plain_config(server, "laravel_cache:"));
+        const auto held = lock->try_acquire("withdraw_funds_user_5", 10s);
+        REQUIRE(held.acquired());
+        CHECK(server.command({"GET", "laravel_cache:withdraw_funds_user_5"}) == held.lease->token);
+        CHECK(server.command({"EXISTS", "laravel_cache:withdraw_funds_user_5:dlock:fence"}) == "1");
+        CHECK(lock->fence_resource("withdraw_funds_user_5") ==
+              "laravel_cache:withdraw_funds_user_5");
+        // An empty prefix is the bare key, as redis-py names its locks.
+        const auto bare = dlock::open_lock_service(plain_config(server, ""));
+        REQUIRE(bare->try_acquire("nightly", 10s).acquired());
+        CHECK(server.command({"EXISTS", "nightly"}) == "1");
+        // A prefix with braces and spaces, as an app may use.
+        const auto odd = dlock::open_lock_service(plain_config(server, "{app} cache:"));
+        REQUIRE(odd->try_acquire("k", 10s).acquired());
+        CHECK(server.command({"EXISTS", "{app} cache:k"}) == "1");
+    }
+
+    TEST_CASE("an app's lock is seen, refused, and released with the app's own owner") {
+        RedisServer server;
+        REQUIRE(app_acquires(server, "app:job", "Xk2hB7qLm0pR9sTz")); // Laravel: 16 random chars
+        const auto lock = dlock::open_lock_service(plain_config(server, "app:"));
+        const auto state = lock->status("job");
+        CHECK(state.holder == "Xk2hB7qLm0pR9sTz");
+        CHECK_FALSE(state.details.has_value()); // the app keeps no holder record
+        CHECK(state.ttl > 25s);
+        CHECK_FALSE(lock->try_acquire("job", 1s).acquired());
+        CHECK(lock->release("job", "someone-else") == OwnerCheck::not_owner);
+        CHECK(lock->release("job", "Xk2hB7qLm0pR9sTz") == OwnerCheck::done);
+        CHECK(server.command({"EXISTS", "app:job"}) == "0");
+        // And the app's release of dlock's lock is refused by the app's own check.
+        const auto held = lock->try_acquire("job", 10s);
+        REQUIRE(held.acquired());
+        app_releases(server, "app:job", "Xk2hB7qLm0pR9sTz");
+        CHECK(server.command({"GET", "app:job"}) == held.lease->token);
+    }
+
+    TEST_CASE("a plain-layout waiter notices an app's release quickly, notified or polled") {
+        for (const bool notifications : {false, true}) {
+            CAPTURE(notifications);
+            RedisServer server;
+            if (notifications)
+                server.command({"CONFIG", "SET", "notify-keyspace-events", "Kgx"});
+            REQUIRE(app_acquires(server, "app:job", "app-owner"));
+            std::atomic<clock_type::time_point> acquired_at{};
+            auto waiting = std::async(std::launch::async, [&] {
+                const auto waiter = dlock::open_lock_service(plain_config(server, "app:"));
+                const auto result = waiter->block("job", 10s, 30s);
+                acquired_at = clock_type::now();
+                return result.acquired();
+            });
+            // The waiter is waiting: subscribed to the key's notifications, or polling it.
+            if (notifications) {
+                for (int i = 0;
+                     i < 500 && server.command({"PUBSUB", "NUMSUB", "__keyspace@0__:app:job"}) !=
+                                    "__keyspace@0__:app:job\n1";
+                     ++i)
+                    std::this_thread::sleep_for(10ms);
+                CHECK(server.command({"PUBSUB", "NUMSUB", "__keyspace@0__:app:job"}) ==
+                      "__keyspace@0__:app:job\n1");
+            } else {
+                REQUIRE(server.wait_for_blocked_clients(1, 10s));
+            }
+            const auto released_at = clock_type::now();
+            app_releases(server, "app:job", "app-owner");
+            REQUIRE(waiting.get());
+            const auto gap = std::chrono::duration_cast<Millis>(acquired_at.load() - released_at);
+            MESSAGE("an app's release seen after " << gap.count() << "ms");
+            CHECK(gap < 1s); // the app's own lock (the holder's TTL) had 30s left
+        }
     }
 }

@@ -4,7 +4,7 @@
 
 _dlock() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local global_options="--redis --timeout --prefix --json -v --verbose -q --quiet -E
+    local global_options="--redis --timeout --prefix --layout --json -v --verbose -q --quiet -E
         --conflict-exit-code --db --config -h --help -V --version"
     # Options that take a value: the word after them is that value, not a subcommand.
     local with_value="--redis --timeout --prefix -E --conflict-exit-code --db --config --layout

@@ -22,6 +22,7 @@ struct LockConfig {
     std::optional<std::string> password;
     Millis timeout = redis::default_timeout; // connect, and each command
     std::string prefix{default_prefix};      // namespace for every key
+    KeyLayout layout = KeyLayout::dlock;     // where a lock lives under the prefix
     Identity identity;                       // what acquisitions record as their holder
     Millis fence_idle = default_fence_idle;  // how long an unused fencing counter is kept
 };

@@ -28,12 +28,26 @@ inline constexpr Millis default_fence_idle{7 * 24 * 3'600'000LL};
 // The longest command line a holder record keeps.
 inline constexpr std::size_t max_command_bytes = 256;
 
+// Where a lock lives in the store, and what its value is.
+//   dlock: PREFIX{KEY} (a hash tag, braces in KEY encoded), dlock's own owner tokens.
+//   plain: exactly PREFIX + KEY, as Laravel's Cache::lock, redis-py's Lock and most Redis lock
+//          libraries write it; the owner may be any 1-256 printable bytes (an app's own).
+enum class KeyLayout { dlock, plain };
+// "dlock" or "plain"; anything else is a UsageError.
+KeyLayout parse_layout(std::string_view text);
+
 // Throws UsageError unless KEY is 1 to 256 bytes of valid UTF-8 without control characters.
 void validate_key(std::string_view key);
 // Throws UsageError unless PREFIX is at most 64 printable bytes without braces.
 void validate_prefix(std::string_view prefix);
+// As the layout takes it: dlock's rule above, or for plain any 0 to 256 bytes of UTF-8
+// without control characters (an app's prefix, braces and all; empty for the bare key).
+void validate_prefix(std::string_view prefix, KeyLayout layout);
 // Throws UsageError unless TOKEN looks like one new_owner_token() made.
 void validate_token(std::string_view token);
+// As the layout takes an owner: dlock's tokens, or for plain any 1 to 256 bytes of UTF-8
+// without control characters.
+void validate_owner(std::string_view owner, KeyLayout layout);
 
 // 128 bits from the kernel's CSPRNG (getrandom), as 32 lowercase hex digits.
 std::string new_owner_token();
@@ -84,6 +98,9 @@ struct AcquireResult {
 
 // How a wait is going, for progress reports: told when it starts and about once a second.
 struct WaitProgress {
+    // How a release by another client is noticed: "release wake-ups" (only dlock's own clients
+    // release), "keyspace notifications", or "a poll every 50 ms".
+    std::string_view noticed_by;
     Millis waited{0};
     Millis wait{0};                      // the longest wait; wait_forever when unbounded
     Remaining holder_ttl;                // what is left of the holder's lease

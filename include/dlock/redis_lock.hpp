@@ -1,7 +1,7 @@
 // Locks on one Redis server: every operation is one script, one round trip.
 //
-// Each lock owns these names in Redis, all sharing one cluster hash tag, and none outlives its
-// use: each has a TTL.
+// In the dlock layout each lock owns these names in Redis, all sharing one cluster hash tag,
+// and none outlives its use: each has a TTL.
 //   PREFIX{KEY}           the owner token, with the lease as its TTL (SET NX PX)
 //   PREFIX{KEY}:holder    a hash: who holds it (host, pid, user, command, since, renewals);
 //                         the lease as its TTL
@@ -11,6 +11,9 @@
 //                         waiters BLPOP it (60s)
 //   PREFIX{KEY}:events    the pub/sub channel every change is announced on (acquired,
 //                         extended, released, force-released), for watchers
+// In the plain layout the lock is PREFIX + KEY exactly, holding the bare owner, and the other
+// names are PREFIX + KEY + ":dlock:holder", ":dlock:fence", ":dlock:waiting", ":dlock:wake"
+// and ":dlock:events": the app that shares the lock reads and writes only the lock itself.
 #pragma once
 
 #include "dlock/lock.hpp"
@@ -31,13 +34,22 @@ struct LockKeys {
 };
 // Braces and '%' in KEY are percent-encoded, so the hash tag is always exactly {KEY}.
 LockKeys lock_keys(std::string_view prefix, std::string_view key);
+LockKeys lock_keys(KeyLayout layout, std::string_view prefix, std::string_view key);
+
+// What a RedisLock needs besides the connection.
+struct RedisLockSettings {
+    std::string prefix{default_prefix};
+    KeyLayout layout = KeyLayout::dlock;
+    Identity identity{};                    // what acquisitions record as their holder
+    Millis fence_idle = default_fence_idle; // how long an unused fencing counter is kept
+};
 
 class RedisLock final : public LockService {
 public:
     // Connects at once; throws UsageError for a bad prefix, a RedisError when unreachable.
-    // Acquisitions record `identity` as their holder.
-    RedisLock(const redis::Options& options, std::string prefix, Identity identity = {},
-              Millis fence_idle = default_fence_idle);
+    RedisLock(const redis::Options& options, RedisLockSettings settings);
+    RedisLock(const redis::Options& options, std::string prefix)
+        : RedisLock(options, RedisLockSettings{std::move(prefix)}) {}
 
     using LockService::block;
     AcquireResult try_acquire(std::string_view key, Millis ttl) override;
@@ -53,13 +65,17 @@ public:
     std::string fence_resource(std::string_view key) const override;
 
 private:
-    // KEY from a lock's Redis name, PREFIX{ENCODED}.
+    LockKeys keys_of(std::string_view key) const;
+    // KEY from a lock's Redis name.
     std::string key_of(std::string_view lock_name) const;
+    // The glob that matches the Redis names of the locks whose KEY matches `pattern`.
+    std::string names_matching(std::string_view pattern) const;
+    // Whether the server sends keyspace notifications of deletions and expiries (asked once).
+    bool notifies_releases();
 
     redis::Options options_;
-    std::string prefix_;
-    Identity identity_;
-    Millis fence_idle_;
+    RedisLockSettings settings_;
+    std::optional<bool> notifies_releases_;
     redis::Connection connection_;
 };
 

@@ -20,6 +20,7 @@ void add_global_options(CLI::App& app, Invocation& inv) {
     global.redis_password = settings.value("redis_password");
     global.timeout = settings.value("timeout");
     global.prefix = settings.value("prefix");
+    global.layout = settings.value("layout");
     global.json = settings.value("json") == "true";
     global.conflict_exit_code = std::stoi(settings.value("conflict_exit_code"));
     global.db = settings.value("db");
@@ -33,9 +34,9 @@ void add_global_options(CLI::App& app, Invocation& inv) {
     app.add_option("--timeout", global.timeout, "Connect and command timeout (DUR)")
         ->type_name("DUR")
         ->capture_default_str();
-    app.add_option("--prefix", global.prefix, "Namespace for every Redis key")
+    app.add_option("--prefix", global.prefix,
+                   "Namespace for every Redis key (--layout plain: any text, '' for none)")
         ->type_name("PREFIX")
-        ->check(non_empty)
         ->check(CLI::Validator(
             [](std::string& value) {
                 return value.rfind('-', 0) == 0
@@ -43,6 +44,12 @@ void add_global_options(CLI::App& app, Invocation& inv) {
                            : std::string();
             },
             "", "not-an-option"))
+        ->capture_default_str();
+    app.add_option("--layout", global.layout,
+                   "Where a lock lives: dlock (PREFIX{KEY}, the default) or plain (PREFIX+KEY, "
+                   "shared with Laravel's Cache::lock, redis-py and other Redis lock libraries)")
+        ->type_name("LAYOUT")
+        ->check(CLI::IsMember({"dlock", "plain"}))
         ->capture_default_str();
     app.add_flag("--json", global.json, "Print exactly one JSON object on stdout");
     auto* verbose = app.add_flag("-v,--verbose", global.verbose,
@@ -73,6 +80,11 @@ LockConfig lock_config(const GlobalOptions& global, Identity identity) {
     config.url = global.redis_url;
     config.timeout = parse_positive_duration(global.timeout);
     config.prefix = global.prefix;
+    config.layout = parse_layout(global.layout);
+    if (config.layout == KeyLayout::dlock && config.prefix.empty())
+        throw UsageError("--prefix must not be empty in the dlock layout (--layout plain takes "
+                         "an empty prefix: the bare key)");
+    validate_prefix(config.prefix, config.layout);
     config.fence_idle = parse_positive_duration(global.fence_idle);
     if (!global.redis_password.empty())
         config.password = global.redis_password;

@@ -18,6 +18,7 @@ struct GlobalOptions {
     std::string redis_url{redis::default_url};
     std::string timeout = duration_text(redis::default_timeout);
     std::string prefix{default_prefix};
+    std::string layout = "dlock";
     bool json = false;
     bool verbose = false; // -v: say what dlock does and whom it waits for, on stderr
     bool quiet = false;   // -q: nothing on stderr but errors

@@ -117,14 +117,14 @@ int block(const Invocation& inv, const LockCommandOptions& opts) {
 
 int release(const Invocation& inv, const LockCommandOptions& opts) {
     validate_key(opts.key);
-    validate_token(opts.owner);
+    validate_owner(opts.owner, parse_layout(inv.global.layout));
     const OwnerCheck check = open_locks(inv.global)->release(opts.key, opts.owner);
     return report_owner_check(Reporter(inv.global), opts.key, check, "released", "released");
 }
 
 int extend(const Invocation& inv, const LockCommandOptions& opts) {
     validate_key(opts.key);
-    validate_token(opts.owner);
+    validate_owner(opts.owner, parse_layout(inv.global.layout));
     const Millis ttl = parse_positive_duration(opts.ttl);
     const OwnerCheck check = open_locks(inv.global)->extend(opts.key, opts.owner, ttl);
     return report_owner_check(Reporter(inv.global), opts.key, check, "extended", "extended");
@@ -135,7 +135,7 @@ int force_release(const Invocation& inv, const LockCommandOptions& opts) {
     validate_key(opts.key);
     std::optional<std::string_view> only_owner;
     if (!opts.owner.empty()) {
-        validate_token(opts.owner);
+        validate_owner(opts.owner, parse_layout(inv.global.layout));
         only_owner = opts.owner;
     }
     const ForceReleaseResult result = open_locks(inv.global)->force_release(opts.key, only_owner);

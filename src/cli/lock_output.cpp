@@ -46,7 +46,7 @@ json ttl_ms_json(const Remaining& ttl) {
 
 std::string holder_text(const std::string& owner, const std::optional<HolderDetails>& details) {
     if (!details)
-        return "owner " + owner + " (no holder record: not taken by this version of dlock)";
+        return "owner " + owner + " (no holder record: taken by another program)";
     std::string text = details->who.host + " pid " + std::to_string(details->who.pid);
     if (!details->who.command.empty())
         text += " (" + details->who.command + ")";

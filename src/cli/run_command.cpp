@@ -34,7 +34,6 @@ int run(const Invocation& inv, const RunCommandOptions& opts) {
     for (const std::string& arg : spec.argv)
         command_line += (command_line.empty() ? "" : " ") + arg;
     const LockConfig config = lock_config(inv.global, this_process(command_line));
-    validate_prefix(config.prefix);
     RunHooks hooks;
     hooks.timeout = config.timeout;
     hooks.connect = [&config](Millis timeout) {

@@ -13,7 +13,18 @@ namespace dlock::cli {
 namespace {
 
 // What a setting's value must be; each is checked the way its flag is.
-enum class Kind { url, password, duration, positive_duration, wait, exit_code, prefix, path, flag };
+enum class Kind {
+    url,
+    password,
+    duration,
+    positive_duration,
+    wait,
+    exit_code,
+    prefix,
+    layout,
+    path,
+    flag
+};
 
 struct Definition {
     std::string_view key;
@@ -27,6 +38,7 @@ const std::vector<Definition>& definitions() {
         {"redis_password", Kind::password, ""},
         {"timeout", Kind::positive_duration, duration_text(redis::default_timeout)},
         {"prefix", Kind::prefix, std::string(default_prefix)},
+        {"layout", Kind::layout, "dlock"},
         {"json", Kind::flag, "false"},
         {"conflict_exit_code", Kind::exit_code, std::to_string(exit_code::conflict)},
         {"db", Kind::path, "dlock-ledger.db"},
@@ -79,10 +91,13 @@ void check(Kind kind, const std::string& value) {
             throw UsageError("'" + value + "' is not an exit code (0-255)");
         return;
     }
-    case Kind::prefix:
-        if (value.empty() || value.front() == '-')
+    case Kind::prefix: // checked for its layout when the lock store is opened
+        if (!value.empty() && value.front() == '-')
             throw UsageError("'" + value + "' is not a prefix");
-        validate_prefix(value);
+        validate_prefix(value, KeyLayout::plain);
+        return;
+    case Kind::layout:
+        parse_layout(value);
         return;
     case Kind::flag:
         if (!is_true(value) && value != "0" && value != "false" && value != "no" && value != "off")
