@@ -97,13 +97,15 @@ std::string wait_for_line(Child& child, const std::string& head,
     return {};
 }
 
-// The same for a line on stderr containing `text`.
-void wait_for_err(Child& child, const std::string& text, std::chrono::milliseconds limit = 20s) {
+// Waits until dlock's waiter has found the lock held: its attempt leaves PREFIX+KEY+
+// ":dlock:waiting" beside the lock (and in the plain layout it subscribed before that attempt).
+void wait_for_waiter(const RedisServer& server, const std::string& key,
+                     std::chrono::milliseconds limit = 20s) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (child.err_so_far().find(text) == std::string::npos) {
-        if (std::chrono::steady_clock::now() >= deadline || child.wait_for(0ms))
-            FAIL("no '", text, "' on stderr; stderr: ", child.err_so_far());
-        std::this_thread::sleep_for(2ms);
+    while (server.command({"EXISTS", key + ":dlock:waiting"}) != "1") {
+        if (std::chrono::steady_clock::now() >= deadline)
+            FAIL("no dlock waiter on ", key);
+        std::this_thread::sleep_for(1ms);
     }
 }
 
@@ -279,8 +281,8 @@ TEST_CASE("a dlock waiter gets the lock at once when Laravel releases it, with k
         Child holder(php({"hold", "10", go.path()}), php_env(server));
         wait_for_line(holder, "held ");
 
-        Child waiter(plain(server, laravel_prefix, {"block", lock_name, "--wait", "10s", "-v"}));
-        wait_for_err(waiter, "waiting for");
+        Child waiter(plain(server, laravel_prefix, {"block", lock_name, "--wait", "10s"}));
+        wait_for_waiter(server, laravel_key);
         const auto released = std::chrono::steady_clock::now();
         go.signal();
         REQUIRE(waiter.wait_for(5s));
@@ -308,8 +310,8 @@ TEST_CASE("redis-py's Lock and dlock's plain layout exclude each other on the ba
     CHECK(json::parse(status.out)["holder"] == token);
     CHECK(run(plain(server, "", {"acquire", name})).exit_code == 75);
 
-    Child waiter(plain(server, "", {"block", name, "--wait", "10s", "-v"}));
-    wait_for_err(waiter, "waiting for");
+    Child waiter(plain(server, "", {"block", name, "--wait", "10s"}));
+    wait_for_waiter(server, name);
     const auto released = std::chrono::steady_clock::now();
     go.signal();
     REQUIRE(waiter.wait_for(5s));
