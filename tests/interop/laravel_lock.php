@@ -14,8 +14,9 @@
 //   worker N COUNTER     N times block(10, fn) around a slow read-modify-write of COUNTER
 //   run WAIT CMD ARGS... block(WAIT, fn) around running CMD: one critical section, as
 //                        scripts/bench runs one with each wrapper; exits with CMD's status
-//   withdraw USER AMOUNT the lesson's WithdrawFunds: block(5) on withdraw_funds_user_USER,
-//                        then `dlock withdraw --no-lock` inside (DLOCK_BIN); prints its answer
+//   withdraw USER AMOUNT [HOLD]  the lesson's WithdrawFunds: block(5) on
+//                        withdraw_funds_user_USER; inside, prints "held" and runs `dlock withdraw
+//                        --no-lock [--hold HOLD]` (DLOCK_BIN) on the ledger; prints the answer
 //
 // Environment: REDIS_HOST (127.0.0.1, or a unix socket path), REDIS_PORT (6379), REDIS_PASSWORD,
 // REDIS_PREFIX (laravel_database_), CACHE_PREFIX (laravel_cache): Laravel 8's defaults.
@@ -115,15 +116,16 @@ switch ($mode) {
 
     case 'withdraw':
         // The lesson's WithdrawFunds job, as a Laravel app writes it.
-        [$userId, $amount] = [$argv[2], $argv[3]];
+        [$userId, $amount, $hold] = [$argv[2], $argv[3], $argv[4] ?? '0s'];
+        $debit = function () use ($userId, $amount, $hold) {
+            say('held');
+            exec(escapeshellarg(env_or('DLOCK_BIN', 'dlock')) . ' withdraw --no-lock'
+                . ' --account ' . escapeshellarg($userId) . ' --amount ' . escapeshellarg($amount)
+                . ' --hold ' . escapeshellarg($hold) . ' 2>&1', $out, $rc);
+            return $rc === 0 ? 'paid' : 'refused: ' . implode(' ', $out);
+        };
         try {
-            $answer = $cache->lock("withdraw_funds_user_{$userId}", 10)->block(5, function () use ($userId, $amount) {
-                say('held');
-                $dlock = escapeshellarg(env_or('DLOCK_BIN', 'dlock'));
-                exec("$dlock withdraw --no-lock --account " . escapeshellarg($userId)
-                    . ' --amount ' . escapeshellarg($amount) . ' 2>&1', $out, $rc);
-                return $rc === 0 ? 'paid' : 'refused: ' . implode(' ', $out);
-            });
+            $answer = $cache->lock("withdraw_funds_user_{$userId}", 10)->block(5, $debit);
         } catch (LockTimeoutException $e) {
             $answer = 'System busy, please try again.';
         }
