@@ -405,16 +405,22 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
     const AcquireCommand acquire(keys, token, ttl, settings_.fence_idle, settings_.identity);
     const bool plain = settings_.layout == KeyLayout::plain;
 
-    // Subscribed before the first attempt, so that no release falls between the two.
-    std::optional<redis::Connection> notifications;
-    if (plain && wait.count() > 0 && notifies_releases()) {
-        notifications.emplace(options_);
-        notifications->send(
-            {"SUBSCRIBE", "__keyspace@" + std::to_string(options_.url.db) + "__:" + keys.lock});
+    // Plain layout: a second connection, subscribed before the first attempt so that no
+    // release falls between the two, hears dlock's own releases on the events channel and, when
+    // the server sends them, every change of the key; without those it times out every 30-50 ms
+    // (a BLPOP cannot: Redis ends blocked commands on its 100 ms timer tick).
+    std::optional<redis::Connection> changes;
+    const bool notified = plain && wait.count() > 0 && notifies_releases();
+    if (plain && wait.count() > 0) {
+        changes.emplace(options_);
+        changes->send({"SUBSCRIBE", keys.channel});
+        if (notified)
+            changes->send(
+                {"SUBSCRIBE", "__keyspace@" + std::to_string(options_.url.db) + "__:" + keys.lock});
     }
-    const std::string_view noticed_by = !plain          ? "release wake-ups"
-                                        : notifications ? "keyspace notifications"
-                                                        : "a poll every 50 ms";
+    const std::string_view noticed_by = !plain     ? "release wake-ups"
+                                        : notified ? "keyspace notifications"
+                                                   : "a poll every 50 ms";
 
     AcquireResult result =
         acquire_result(connection_.command(acquire.args).view(), keys, token, ttl, start);
@@ -435,14 +441,14 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
         if (result.holder_ttl)
             sleep = std::min(sleep, std::max(*result.holder_ttl, Millis{1}));
         const auto sent = clock::now();
-        if (notifications) {
-            notifications->receive(sleep); // any change of the key, or the time is up
+        if (changes) {
+            if (!notified)
+                sleep = std::min(sleep, Millis{std::uniform_int_distribution<Millis::rep>{
+                                            30, foreign_release_poll.count()}(jitter)});
+            changes->receive(sleep); // a release or change of the key, or the time is up
             result = acquire_result(connection_.command(acquire.args).view(), keys, token, ttl,
                                     clock::now());
         } else {
-            if (plain)
-                sleep = std::min(sleep, Millis{std::uniform_int_distribution<Millis::rep>{
-                                            30, foreign_release_poll.count()}(jitter)});
             const std::string seconds = blpop_timeout(sleep);
             const std::vector<redis::Reply> replies =
                 connection_.pipeline({{"BLPOP", keys.wake, seconds}, acquire.args}, sleep);

@@ -38,6 +38,18 @@ Millis since(clock_type::time_point start) {
     return std::chrono::duration_cast<Millis>(clock_type::now() - start);
 }
 
+// Waits until `count` clients listen on `channel`; false after `limit`.
+bool subscribers(const RedisServer& server, const std::string& channel, int count, Millis limit) {
+    const auto give_up = clock_type::now() + limit;
+    const std::string expected = channel + "\n" + std::to_string(count);
+    while (server.command({"PUBSUB", "NUMSUB", channel}) != expected) {
+        if (clock_type::now() > give_up)
+            return false;
+        std::this_thread::sleep_for(5ms);
+    }
+    return true;
+}
+
 // A lock backend for the contract suite: a private store, and clients of it. Each client is a
 // separate LockService (its own connection), as separate processes would have.
 struct OneRedisServer {
@@ -67,8 +79,9 @@ struct OneRedisServerPlainLayout {
         config.identity = std::move(identity);
         return dlock::open_lock_service(config);
     }
+    // A waiter of the plain layout listens on the lock's event channel (the tests' KEY is job).
     bool waiters(int count, Millis limit) const {
-        return server.wait_for_blocked_clients(count, limit);
+        return subscribers(server, "app_cache:job:dlock:events", count, limit);
     }
 };
 
@@ -650,18 +663,10 @@ TEST_SUITE("one Redis server: the plain layout") {
                 acquired_at = clock_type::now();
                 return result.acquired();
             });
-            // The waiter is waiting: subscribed to the key's notifications, or polling it.
-            if (notifications) {
-                for (int i = 0;
-                     i < 500 && server.command({"PUBSUB", "NUMSUB", "__keyspace@0__:app:job"}) !=
-                                    "__keyspace@0__:app:job\n1";
-                     ++i)
-                    std::this_thread::sleep_for(10ms);
-                CHECK(server.command({"PUBSUB", "NUMSUB", "__keyspace@0__:app:job"}) ==
-                      "__keyspace@0__:app:job\n1");
-            } else {
-                REQUIRE(server.wait_for_blocked_clients(1, 10s));
-            }
+            // The waiter is waiting: it listens for dlock's releases, and for the key's
+            // keyspace notifications when the server sends them.
+            REQUIRE(subscribers(server, "app:job:dlock:events", 1, 10s));
+            CHECK(subscribers(server, "__keyspace@0__:app:job", notifications ? 1 : 0, 10s));
             const auto released_at = clock_type::now();
             app_releases(server, "app:job", "app-owner");
             REQUIRE(waiting.get());
