@@ -196,8 +196,8 @@ TEST_CASE("a lock Laravel holds is held for dlock's plain layout: status, acquir
     dlock::test::remove_tree(dir);
     CHECK(server.command({"GET", laravel_key}) == owner);
 
-    // The control: dlock's own layout keeps its own keys and does not see Laravel's lock. A plain
-    // layout that ignored the app's key would fail the checks above the same way.
+    // The control: dlock's own layout keys the same name elsewhere and takes it at once, which is
+    // what the checks above would see from a plain layout that missed the app's key.
     CHECK(run_dlock_at(server.url(), {"acquire", lock_name}).exit_code == 0);
 
     const auto freed = run(plain(server, laravel_prefix, {"force-release", lock_name}));
