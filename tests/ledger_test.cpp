@@ -3,6 +3,7 @@
 #include "dlock/race_demo.hpp"
 #include "dlock/sqlite_ledger.hpp"
 #include "support/ledger_file.hpp"
+#include "support/postgres_server.hpp"
 #include "support/process.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -128,9 +129,28 @@ struct SqliteFile {
     }
 };
 
+// The same for PostgreSQL: a fresh database on the test executable's own server.
+struct PostgresDatabase {
+    std::string name = test::postgres_server().create_database();
+    std::string uri = test::postgres_server().socket_uri(name);
+    std::unique_ptr<Ledger> open(PostgresLedgerOptions options = {}) const {
+        return open_ledger(uri, {.postgres = options});
+    }
+    // Row locks queue fairly in PostgreSQL; contention is whatever the writers make of it.
+    std::unique_ptr<Ledger> open_contended() const { return open({.retry_deadline = 30s}); }
+    std::int64_t journal_rows() const {
+        return std::stoll(test::postgres_server().sql(name, "SELECT COUNT(*) FROM journal"));
+    }
+    void overwrite_balance(AccountId account, Cents balance) const {
+        test::postgres_server().sql(name,
+                                    "UPDATE accounts SET balance = " + std::to_string(balance) +
+                                        " WHERE id = " + std::to_string(account));
+    }
+};
+
 } // namespace
 
-#define ledger_backends SqliteFile
+#define ledger_backends SqliteFile, PostgresDatabase
 
 TEST_CASE("every ledger status has its documented word") {
     const std::pair<LedgerStatus, const char*> words[] = {

@@ -4,10 +4,11 @@
 DLOCK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DLOCK_BUILD_DIR=${DLOCK_BUILD_DIR:-$DLOCK_ROOT/build}
 
-# Debian packages dlock builds, tests and demonstrates with.
+# Debian packages dlock builds, tests and demonstrates with. libpq-dev: the PostgreSQL ledger's
+# client library; postgresql: the private clusters the tests, the demo and the bench start.
 DLOCK_PACKAGES=(cmake make g++ pkg-config libcli11-dev libhiredis-dev libsqlitecpp-dev
     libsqlite3-dev nlohmann-json3-dev doctest-dev redis-server redis-tools sqlite3 util-linux
-    iproute2 time)
+    iproute2 time libpq-dev postgresql)
 
 log() { printf '%s\n' "$*" >&2; }
 

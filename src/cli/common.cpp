@@ -14,7 +14,8 @@ void add_global_options(CLI::App& app, GlobalOptions& global) {
         ->type_name("URL")
         ->envname("DLOCK_REDIS_URL")
         ->capture_default_str();
-    app.add_option("--timeout", global.timeout, "Connect and command timeout (DUR)")
+    app.add_option("--timeout", global.timeout,
+                   "Connect and command timeout; also connecting to a PostgreSQL ledger (DUR)")
         ->type_name("DUR")
         ->capture_default_str();
     app.add_option("--prefix", global.prefix, "Namespace for every Redis key")
@@ -35,8 +36,10 @@ void add_global_options(CLI::App& app, GlobalOptions& global) {
         ->type_name("N")
         ->check(CLI::Range(0, 255))
         ->capture_default_str();
-    app.add_option("--db", global.db, "Ledger file (ledger commands only)")
-        ->type_name("PATH")
+    app.add_option("--db", global.db,
+                   "Ledger: a file (SQLite) or postgresql://[user@]host[:port]/dbname "
+                   "(ledger commands only)")
+        ->type_name("PATH|URI")
         ->envname("DLOCK_DB")
         ->capture_default_str();
 }

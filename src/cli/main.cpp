@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
         "Global options (--redis, --timeout, --prefix, --json, -E, --db) may come before or\n"
         "after the subcommand. 'dlock SUBCOMMAND --help' shows a subcommand's own options.\n"
         "Environment: DLOCK_REDIS_URL, DLOCK_REDIS_PASSWORD, DLOCK_PREFIX, DLOCK_OWNER,\n"
-        "DLOCK_DB (the ledger file; default ./dlock-ledger.db).");
+        "DLOCK_DB (the ledger: a file, default ./dlock-ledger.db, or a postgresql:// URI),\n"
+        "DLOCK_DB_PASSWORD (the PostgreSQL ledger's password, if the URI has none).");
 
     cli::Invocation inv;
     cli::add_commands(app, inv);
