@@ -119,15 +119,16 @@ std::int64_t to_int(const char* text) {
     return std::strtoll(text, nullptr, 10);
 }
 
-std::string collapse_lines(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+// libpq's text as one line: its first (later ones are hints such as "Is the server running
+// ...?"), without the severity words the server puts in ("FATAL:  ").
+std::string first_line(std::string_view message) {
+    std::string text(message.substr(0, message.find('\n')));
+    for (const std::string_view severity : {"FATAL:  ", "ERROR:  "})
+        for (std::size_t at = text.find(severity); at != std::string::npos;
+             at = text.find(severity, at))
+            text.erase(at, severity.size());
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\r'))
         text.pop_back();
-    for (std::size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', at)) {
-        std::size_t end = at + 1;
-        while (end < text.size() && (text[end] == '\t' || text[end] == ' '))
-            ++end;
-        text.replace(at, end - at, "; ");
-    }
     return text;
 }
 
@@ -197,8 +198,8 @@ struct PostgresConnection {
     std::minstd_rand rng{std::random_device{}()}; // for retry pauses only
 
     // libpq's own text, one line, with every password replaced.
-    std::string scrubbed(std::string text) const {
-        text = collapse_lines(std::move(text));
+    std::string scrubbed(std::string_view message) const {
+        std::string text = first_line(message);
         for (const std::string& secret : secrets)
             for (std::size_t at = text.find(secret); !secret.empty() && at != std::string::npos;
                  at = text.find(secret, at + 3))

@@ -7,6 +7,7 @@
 #include "support/process.hpp"
 
 #include <SQLiteCpp/Database.h>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <doctest/doctest.h>
@@ -773,6 +774,44 @@ TEST_SUITE("locking and faults") {
         CHECK(ledger->balance(alice).balance == 0);
         CHECK(backend.journal_rows() == 1 + children * withdrawals_each);
         CHECK(ledger->verify().clean());
+    }
+
+    TEST_CASE_TEMPLATE("concurrent processors of one invoice, with no lock, charge it once",
+                       Backend, ledger_backends) {
+        constexpr int children = 8;
+        Backend backend;
+        const auto setup = backend.open();
+        setup->deposit(alice, 1000, {});
+        const InvoiceId invoice = setup->create_invoice(alice, 300).invoice.value().id;
+
+        const std::vector<int> codes = run_in_children(children, [&] {
+            const LedgerStatus status =
+                backend.open_contended()->process_invoice(invoice, {}).status;
+            return status == LedgerStatus::ok ? 0 : status == LedgerStatus::paid ? 1 : 2;
+        });
+
+        CHECK(std::count(codes.begin(), codes.end(), 0) == 1);
+        CHECK(std::count(codes.begin(), codes.end(), 1) == children - 1);
+        CHECK(backend.open()->balance(alice).balance == 700);
+        CHECK(backend.journal_rows() == 2);
+    }
+
+    TEST_CASE_TEMPLATE("concurrent deposits with one idempotency key move money once", Backend,
+                       ledger_backends) {
+        constexpr int children = 8;
+        Backend backend;
+        backend.open()->deposit(alice, 1, {});
+
+        const std::vector<int> codes = run_in_children(children, [&] {
+            const LedgerStatus status =
+                backend.open_contended()->deposit(alice, 500, keyed("once")).status;
+            return status == LedgerStatus::ok ? 0 : status == LedgerStatus::duplicate ? 1 : 2;
+        });
+
+        CHECK(std::count(codes.begin(), codes.end(), 0) == 1);
+        CHECK(std::count(codes.begin(), codes.end(), 1) == children - 1);
+        CHECK(backend.open()->balance(alice).balance == 501);
+        CHECK(backend.journal_rows() == 2);
     }
 
     TEST_CASE("many processes creating the same new ledger at once all succeed") {
