@@ -803,8 +803,16 @@ TEST_SUITE("locking and faults") {
         backend.open()->deposit(alice, 1, {});
 
         const std::vector<int> codes = run_in_children(children, [&] {
-            const LedgerStatus status =
-                backend.open_contended()->deposit(alice, 500, keyed("once")).status;
+            // Each holds its transaction open a while, so that all of them are past the key's
+            // lookup before the first commits: the unique key has to catch the rest.
+            const LedgerStatus status = backend.open_contended()
+                                            ->deposit(alice, 500,
+                                                      {.idempotency_key = "once",
+                                                       .before_commit =
+                                                           [] {
+                                                               std::this_thread::sleep_for(50ms);
+                                                           }})
+                                            .status;
             return status == LedgerStatus::ok ? 0 : status == LedgerStatus::duplicate ? 1 : 2;
         });
 
