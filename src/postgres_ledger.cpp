@@ -1,6 +1,9 @@
 // PostgresLedger: the ledger in a PostgreSQL database, for a fleet of hosts.
 //
-// libpq's C API, wrapped in RAII: one connection per ledger, statements sent with bound
+// libpq's C API, wrapped in RAII, and loaded with dlopen() when a PostgreSQL ledger is first
+// opened: linked in, libpq and the 20-odd libraries it needs (TLS, Kerberos, LDAP) would be
+// loaded and relocated at the start of every dlock command, lock commands included, for a
+// slower start and three times the memory. One connection per ledger, statements sent with bound
 // parameters (never spliced into the SQL) and their answers awaited with poll() against a
 // deadline, so no server that stops answering can hang a command.
 //
@@ -29,6 +32,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <limits>
 #include <poll.h>
@@ -42,18 +46,72 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// The libpq functions dlock calls, as pointers into the library loaded at run time. decltype on
+// the header's declarations keeps every signature checked by the compiler.
+#define DLOCK_LIBPQ_FUNCTIONS(X)                                                                   \
+    X(PQclear)                                                                                     \
+    X(PQconnectPoll)                                                                               \
+    X(PQconnectStartParams)                                                                        \
+    X(PQconninfoFree)                                                                              \
+    X(PQconninfoParse)                                                                             \
+    X(PQconsumeInput)                                                                              \
+    X(PQerrorMessage)                                                                              \
+    X(PQfinish)                                                                                    \
+    X(PQfreemem)                                                                                   \
+    X(PQgetResult)                                                                                 \
+    X(PQgetisnull)                                                                                 \
+    X(PQgetvalue)                                                                                  \
+    X(PQisBusy)                                                                                    \
+    X(PQntuples)                                                                                   \
+    X(PQresultErrorField)                                                                          \
+    X(PQresultErrorMessage)                                                                        \
+    X(PQresultStatus)                                                                              \
+    X(PQsendQuery)                                                                                 \
+    X(PQsendQueryParams)                                                                           \
+    X(PQsetNoticeProcessor)                                                                        \
+    X(PQsocket)                                                                                    \
+    X(PQstatus)
+
+struct Libpq {
+#define DLOCK_LIBPQ_POINTER(name) decltype(&::name) name = nullptr;
+    DLOCK_LIBPQ_FUNCTIONS(DLOCK_LIBPQ_POINTER)
+#undef DLOCK_LIBPQ_POINTER
+};
+
+Libpq load_libpq() {
+    // Never closed: connections and results live until the process ends.
+    void* handle = ::dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr)
+        throw UnavailableError(std::string("a PostgreSQL ledger needs libpq (Debian: libpq5): ") +
+                               ::dlerror());
+    Libpq lib;
+#define DLOCK_LIBPQ_LOAD(name)                                                                     \
+    lib.name = reinterpret_cast<decltype(lib.name)>(::dlsym(handle, #name));                       \
+    if (lib.name == nullptr)                                                                       \
+        throw UnavailableError("libpq has no " #name ": too old for dlock");
+    DLOCK_LIBPQ_FUNCTIONS(DLOCK_LIBPQ_LOAD)
+#undef DLOCK_LIBPQ_LOAD
+    return lib;
+}
+
+// Loaded at the first call; a failed load is tried again at the next.
+const Libpq& libpq() {
+    static const Libpq lib = load_libpq();
+    return lib;
+}
+
 struct ConnDeleter {
-    void operator()(PGconn* conn) const { PQfinish(conn); }
+    void operator()(PGconn* conn) const { libpq().PQfinish(conn); }
 };
 using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
 
 struct ResultDeleter {
-    void operator()(PGresult* result) const { PQclear(result); }
+    void operator()(PGresult* result) const { libpq().PQclear(result); }
 };
 using Result = std::unique_ptr<PGresult, ResultDeleter>;
 
 struct OptionsDeleter {
-    void operator()(PQconninfoOption* options) const { PQconninfoFree(options); }
+    void operator()(PQconninfoOption* options) const { libpq().PQconninfoFree(options); }
 };
 
 // A failure that a fresh attempt of the whole request can cure: the transaction was rolled
@@ -222,9 +280,9 @@ struct PostgresConnection {
     // Waits until the socket is ready for `events`; false at the deadline.
     bool wait_socket(short events, Clock::time_point deadline) {
         for (;;) {
-            const int fd = PQsocket(live());
+            const int fd = libpq().PQsocket(live());
             if (fd < 0)
-                lost(scrubbed(PQerrorMessage(conn.get())));
+                lost(scrubbed(libpq().PQerrorMessage(conn.get())));
             const auto left =
                 std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
             if (left <= 0)
@@ -246,36 +304,36 @@ struct PostgresConnection {
         Result error;
         Result last;
         for (;;) {
-            while (PQisBusy(live())) {
+            while (libpq().PQisBusy(live())) {
                 if (!wait_socket(POLLIN, deadline))
                     lost("no answer to " + std::string(what) + " within " +
                          format_duration(options.retry_deadline + options.connect_timeout));
-                if (PQconsumeInput(conn.get()) == 0)
-                    lost(scrubbed(PQerrorMessage(conn.get())));
+                if (libpq().PQconsumeInput(conn.get()) == 0)
+                    lost(scrubbed(libpq().PQerrorMessage(conn.get())));
             }
-            Result result(PQgetResult(conn.get()));
+            Result result(libpq().PQgetResult(conn.get()));
             if (!result)
                 break;
-            if (PQresultStatus(result.get()) == PGRES_FATAL_ERROR && !error)
+            if (libpq().PQresultStatus(result.get()) == PGRES_FATAL_ERROR && !error)
                 error = std::move(result);
             else
                 last = std::move(result);
         }
         if (error)
             fail(*error);
-        if (PQstatus(conn.get()) == CONNECTION_BAD)
-            lost(scrubbed(PQerrorMessage(conn.get())));
+        if (libpq().PQstatus(conn.get()) == CONNECTION_BAD)
+            lost(scrubbed(libpq().PQerrorMessage(conn.get())));
         return last;
     }
 
     // The single place where PostgreSQL's errors become dlock's.
     [[noreturn]] void fail(const PGresult& result) {
-        const char* state = PQresultErrorField(&result, PG_DIAG_SQLSTATE);
+        const char* state = libpq().PQresultErrorField(&result, PG_DIAG_SQLSTATE);
         const std::string sqlstate = state ? state : "";
-        const std::string message = scrubbed(PQresultErrorMessage(&result));
-        if (sqlstate.empty() || PQstatus(conn.get()) == CONNECTION_BAD)
+        const std::string message = scrubbed(libpq().PQresultErrorMessage(&result));
+        if (sqlstate.empty() || libpq().PQstatus(conn.get()) == CONNECTION_BAD)
             lost(message);
-        const char* constraint = PQresultErrorField(&result, PG_DIAG_CONSTRAINT_NAME);
+        const char* constraint = libpq().PQresultErrorField(&result, PG_DIAG_CONSTRAINT_NAME);
         if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03" ||
             (sqlstate == "23505" && constraint && constraint == idempotency_constraint))
             throw RetryableError(message);
@@ -292,16 +350,16 @@ struct PostgresConnection {
         values.reserve(params.size());
         for (const auto& param : params)
             values.push_back(param ? param->c_str() : nullptr);
-        if (PQsendQueryParams(live(), sql, static_cast<int>(values.size()), nullptr, values.data(),
-                              nullptr, nullptr, 0) == 0)
-            lost(scrubbed(PQerrorMessage(conn.get())));
+        if (libpq().PQsendQueryParams(live(), sql, static_cast<int>(values.size()), nullptr,
+                                      values.data(), nullptr, nullptr, 0) == 0)
+            lost(scrubbed(libpq().PQerrorMessage(conn.get())));
         return await("a statement");
     }
 
     // Statements without parameters, any number, in one round trip.
     void script(const std::string& sql) {
-        if (PQsendQuery(live(), sql.c_str()) == 0)
-            lost(scrubbed(PQerrorMessage(conn.get())));
+        if (libpq().PQsendQuery(live(), sql.c_str()) == 0)
+            lost(scrubbed(libpq().PQerrorMessage(conn.get())));
         await("a statement");
     }
 };
@@ -321,21 +379,21 @@ std::optional<std::string> text(const std::optional<std::int64_t>& value) {
 }
 
 bool has_row(const Result& result) {
-    return result && PQntuples(result.get()) > 0;
+    return result && libpq().PQntuples(result.get()) > 0;
 }
 
 std::int64_t int_at(const Result& result, int column, int row = 0) {
-    return to_int(PQgetvalue(result.get(), row, column));
+    return to_int(libpq().PQgetvalue(result.get(), row, column));
 }
 
 std::optional<std::int64_t> optional_int_at(const Result& result, int column, int row) {
-    if (PQgetisnull(result.get(), row, column))
+    if (libpq().PQgetisnull(result.get(), row, column))
         return std::nullopt;
     return int_at(result, column, row);
 }
 
 std::string text_at(const Result& result, int column, int row = 0) {
-    return PQgetvalue(result.get(), row, column);
+    return libpq().PQgetvalue(result.get(), row, column);
 }
 
 // One transaction: BEGIN ... COMMIT, or ROLLBACK when it is left any other way.
@@ -412,14 +470,14 @@ ConnPtr connect(PostgresConnection& c, const std::string& uri) {
     }
     keys.push_back(nullptr);
     values.push_back(nullptr);
-    ConnPtr conn(PQconnectStartParams(keys.data(), values.data(), 1));
+    ConnPtr conn(libpq().PQconnectStartParams(keys.data(), values.data(), 1));
     if (!conn)
         throw std::bad_alloc();
-    PQsetNoticeProcessor(
+    libpq().PQsetNoticeProcessor(
         conn.get(), [](void*, const char*) {}, nullptr); // never on our stderr
     const std::string cannot = "cannot connect to ledger " + c.location + ": ";
-    if (PQstatus(conn.get()) == CONNECTION_BAD)
-        throw UnavailableError(cannot + c.scrubbed(PQerrorMessage(conn.get())));
+    if (libpq().PQstatus(conn.get()) == CONNECTION_BAD)
+        throw UnavailableError(cannot + c.scrubbed(libpq().PQerrorMessage(conn.get())));
     const Clock::time_point deadline = Clock::now() + c.options.connect_timeout;
     PostgresPollingStatusType polled = PGRES_POLLING_WRITING;
     c.conn = std::move(conn);
@@ -427,11 +485,11 @@ ConnPtr connect(PostgresConnection& c, const std::string& uri) {
         if (polled == PGRES_POLLING_OK)
             return std::move(c.conn);
         if (polled == PGRES_POLLING_FAILED)
-            throw UnavailableError(cannot + c.scrubbed(PQerrorMessage(c.conn.get())));
+            throw UnavailableError(cannot + c.scrubbed(libpq().PQerrorMessage(c.conn.get())));
         if (!c.wait_socket(polled == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline))
             throw UnavailableError(cannot + "no answer within " +
                                    format_duration(c.options.connect_timeout));
-        polled = PQconnectPoll(c.conn.get());
+        polled = libpq().PQconnectPoll(c.conn.get());
     }
 }
 
@@ -606,9 +664,9 @@ HistoryResult read_history(PostgresConnection& c, AccountId account, std::size_t
                 " invoice FROM journal WHERE account = $1 ORDER BY id DESC LIMIT $2",
                 {text(account), text(static_cast<std::int64_t>(std::min(limit, max_limit)))});
     HistoryResult result{LedgerStatus::ok, {}};
-    for (int row = 0; row < PQntuples(rows.get()); ++row) {
+    for (int row = 0; row < libpq().PQntuples(rows.get()); ++row) {
         std::optional<std::string> key;
-        if (!PQgetisnull(rows.get(), row, 5))
+        if (!libpq().PQgetisnull(rows.get(), row, 5))
             key = text_at(rows, 5, row);
         result.entries.push_back({int_at(rows, 0, row), int_at(rows, 1, row),
                                   entry_kind_from(text_at(rows, 2, row)), int_at(rows, 3, row),
@@ -625,7 +683,7 @@ VerifyReport check_balances(PostgresConnection& c) {
         "SELECT a.id, a.balance, COALESCE(j.total, 0) AS expected FROM accounts a"
         " LEFT JOIN (SELECT account, SUM(amount)::bigint AS total FROM journal GROUP BY account)"
         " j ON j.account = a.id WHERE a.balance <> COALESCE(j.total, 0) ORDER BY a.id");
-    for (int row = 0; row < PQntuples(sums.get()); ++row) {
+    for (int row = 0; row < libpq().PQntuples(sums.get()); ++row) {
         const Cents actual = int_at(sums, 1, row);
         const Cents expected = int_at(sums, 2, row);
         report.mismatches.push_back({int_at(sums, 0, row), expected, actual, actual - expected});
@@ -637,7 +695,7 @@ VerifyReport check_balances(PostgresConnection& c) {
                 " count(j.id) || ' times' FROM invoices i LEFT JOIN journal j ON j.invoice = i.id"
                 " GROUP BY i.id HAVING count(j.id) <> CASE WHEN i.status = 'paid' THEN 1 ELSE 0 END"
                 " ORDER BY i.id");
-    for (int row = 0; row < PQntuples(charges.get()); ++row)
+    for (int row = 0; row < libpq().PQntuples(charges.get()); ++row)
         report.integrity += (report.integrity.empty() ? "" : "\n") + text_at(charges, 0, row);
     if (report.integrity.empty())
         report.integrity = "ok";
@@ -711,10 +769,11 @@ PostgresConnection::PostgresConnection(const std::string& uri, PostgresLedgerOpt
               [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
 
     char* error = nullptr;
-    std::unique_ptr<PQconninfoOption, OptionsDeleter> parsed(PQconninfoParse(uri.c_str(), &error));
+    std::unique_ptr<PQconninfoOption, OptionsDeleter> parsed(
+        libpq().PQconninfoParse(uri.c_str(), &error));
     if (!parsed) {
         const std::string why = error ? scrubbed(error) : std::string("out of memory");
-        PQfreemem(error);
+        libpq().PQfreemem(error);
         throw UsageError("--db '" + location + "' is not a PostgreSQL URI: " + why);
     }
     for (const PQconninfoOption* option = parsed.get(); option->keyword; ++option)
