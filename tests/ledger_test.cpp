@@ -5,6 +5,7 @@
 #include "support/ledger_file.hpp"
 #include "support/postgres_server.hpp"
 #include "support/process.hpp"
+#include "support/redis_server.hpp"
 
 #include <SQLiteCpp/Database.h>
 #include <algorithm>
@@ -267,6 +268,61 @@ TEST_SUITE("sqlite: opening") {
                                             "file:" + temp.path, std::string("ftp://x/y")})
             CHECK_THROWS_AS(open_ledger(location, {}), UsageError);
         CHECK(open_ledger(temp.path, {})->deposit(alice, 1, {}).status == LedgerStatus::ok);
+    }
+}
+
+TEST_SUITE("postgres: opening") {
+    TEST_CASE("a new database gets the current schema, and reopening keeps its data") {
+        const PostgresDatabase database;
+        database.open()->deposit(alice, 250, {});
+        CHECK(database.open()->balance(alice).balance == 250);
+        CHECK(test::postgres_server().sql(database.name, "SELECT max(version) FROM dlock_schema") ==
+              "1");
+    }
+
+    TEST_CASE("a PostgreSQL ledger from a newer dlock is refused as a data error") {
+        const PostgresDatabase database;
+        database.open();
+        test::postgres_server().sql(database.name, "INSERT INTO dlock_schema VALUES (999)");
+        CHECK_THROWS_WITH_AS(
+            database.open(),
+            doctest::Contains("ledger schema version 999 is newer than this dlock"), DataError);
+    }
+
+    TEST_CASE("many processes creating the same new PostgreSQL ledger at once all succeed") {
+        constexpr int children = 8;
+        const PostgresDatabase database;
+        const std::vector<int> codes = run_in_children(children, [&] {
+            return database.open()->deposit(alice, 100, {}).status == LedgerStatus::ok ? 0 : 1;
+        });
+        for (const int code : codes)
+            CHECK(code == 0);
+        CHECK(database.open()->balance(alice).balance == children * 100);
+        CHECK(test::postgres_server().sql(database.name, "SELECT COUNT(*) FROM dlock_schema") ==
+              "1");
+    }
+
+    TEST_CASE("a URI libpq cannot read is a usage error, an unreachable server unavailable; "
+              "neither shows the password") {
+        try {
+            open_ledger("postgresql://u:sekrit@[::1/db", {});
+            FAIL("opened");
+        } catch (const UsageError& e) {
+            CHECK(std::string(e.what()).find("sekrit") == std::string::npos);
+            CHECK(std::string(e.what()).find("postgresql://u:***@") != std::string::npos);
+        }
+        const std::string closed =
+            "postgresql://u:sekrit@127.0.0.1:" + std::to_string(test::free_tcp_port()) + "/db";
+        try {
+            open_ledger(closed, {.postgres = {.connect_timeout = 1s}});
+            FAIL("opened");
+        } catch (const UnavailableError& e) {
+            CHECK(std::string(e.what()).find("sekrit") == std::string::npos);
+        }
+        CHECK(masked_postgres_uri("postgres://a:b@h/d?password=c&x=1") ==
+              "postgres://a:***@h/d?password=***&x=1");
+        CHECK(masked_postgres_uri("postgresql:///d?host=/run/pg") ==
+              "postgresql:///d?host=/run/pg");
     }
 }
 

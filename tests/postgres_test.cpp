@@ -440,6 +440,20 @@ TEST_CASE("postgres: a row locked past --db-retry answers 'ledger busy' (75), ne
     CHECK(fleet.balance_cents(7) == 10100);
 }
 
+TEST_CASE("postgres: verify reports a balance changed behind its back and an invoice marked paid "
+          "but never charged") {
+    Fleet fleet;
+    fleet.deposit(7, "100");
+    REQUIRE(fleet.dlock({"invoice", "create", "--account", "7", "--amount", "5"}).exit_code == 0);
+    fleet.check_sound();
+    fleet.sql("UPDATE accounts SET balance = 12345 WHERE id = 7");
+    fleet.sql("UPDATE invoices SET status = 'paid' WHERE id = 1");
+    const ProcessResult verify = fleet.dlock({"verify"});
+    CHECK(verify.exit_code == 1);
+    CHECK(contains(verify.out, "account 7: expected 100.00, actual 123.45, difference +23.45"));
+    CHECK(contains(verify.out, "invoice 1 is paid but was charged 0 times"));
+}
+
 TEST_CASE("postgres: a newer schema is refused with 65") {
     Fleet fleet;
     fleet.deposit(7, "1");
