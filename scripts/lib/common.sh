@@ -63,7 +63,8 @@ stop_redis() {
 }
 
 # start_postgres ADDRESS PASSWORD: a private PostgreSQL cluster in a new temp dir (PG_DIR): its
-# unix socket there (the local user trusted), TCP on ADDRESS with a password for user 'dlock'.
+# unix socket there (the local user trusted), TCP on ADDRESS (none if empty) with a password for
+# user 'dlock'.
 # As root, the cluster runs as the 'postgres' user: initdb refuses root. Sets PG_PID, PG_DIR,
 # PG_PORT and PG_BIN; pg_database NAME creates a database.
 start_postgres() {
