@@ -76,9 +76,11 @@ TEST_CASE("the command line's defaults are the library's") {
     CHECK(parse_duration(RunCommandOptions{}.kill_grace) == default_kill_grace);
     CHECK(parse_duration(GlobalOptions{}.timeout) == redis::default_timeout);
     CHECK(GlobalOptions{}.prefix == default_prefix);
-    const LedgerOptions ledger = ledger_options(LedgerCommandOptions{});
+    const LedgerOptions ledger = ledger_options(GlobalOptions{}, LedgerCommandOptions{});
     CHECK(ledger.sqlite.busy_timeout == SqliteLedgerOptions{}.busy_timeout);
     CHECK(ledger.sqlite.retry_deadline == SqliteLedgerOptions{}.retry_deadline);
+    CHECK(ledger.postgres.connect_timeout == PostgresLedgerOptions{}.connect_timeout);
+    CHECK(ledger.postgres.retry_deadline == PostgresLedgerOptions{}.retry_deadline);
 }
 
 TEST_CASE("run takes either a command or -c, and -n means one attempt") {

@@ -30,7 +30,7 @@ int print_settings(const Invocation& inv) {
     for (const auto& [key, setting] : inv.settings.all()) {
         // Passwords never show: the one of its own, and one inside a URL (printable masks it).
         const std::string value =
-            key == "redis_password" && !setting.value.empty() ? "***" : printable(setting.value);
+            key.ends_with("_password") && !setting.value.empty() ? "***" : printable(setting.value);
         out["settings"].push_back(
             {{"key", key}, {"value", value}, {"source", setting.source}, {"env", env_name(key)}});
         rows.push_back({key + " = \"" + value + "\"", "# " + setting.source});

@@ -114,12 +114,13 @@ int run_cli(int argc, char** argv) {
         "Global options (--redis, --timeout, --prefix, --json, -E, --db) may come before or\n"
         "after the subcommand. 'dlock SUBCOMMAND --help' shows a subcommand's own options.\n"
         "Settings: every default can come from the environment (DLOCK_REDIS_URL,\n"
-        "DLOCK_REDIS_PASSWORD, DLOCK_TIMEOUT, DLOCK_PREFIX, DLOCK_JSON, DLOCK_CONFLICT_EXIT_CODE,\n"
-        "DLOCK_DB, DLOCK_TTL, DLOCK_WAIT, DLOCK_KILL_GRACE, DLOCK_FENCE_IDLE,\n"
-        "DLOCK_DB_BUSY_TIMEOUT, DLOCK_DB_RETRY) or a TOML config file (/etc/dlock/dlock.conf,\n"
-        "then ~/.config/dlock/dlock.conf or --config FILE): flag > environment > user file >\n"
-        "system file > built-in. 'dlock config' shows what is in effect. DLOCK_OWNER is\n"
-        "--owner's default for release and extend.");
+        "DLOCK_REDIS_PASSWORD, DLOCK_TIMEOUT, DLOCK_PREFIX, DLOCK_LAYOUT, DLOCK_JSON,\n"
+        "DLOCK_CONFLICT_EXIT_CODE, DLOCK_DB (a ledger file, default ./dlock-ledger.db, or a\n"
+        "postgresql:// URI), DLOCK_DB_PASSWORD, DLOCK_TTL, DLOCK_WAIT, DLOCK_KILL_GRACE,\n"
+        "DLOCK_FENCE_IDLE, DLOCK_DB_BUSY_TIMEOUT, DLOCK_DB_RETRY) or a TOML config file\n"
+        "(/etc/dlock/dlock.conf, then ~/.config/dlock/dlock.conf or --config FILE): flag >\n"
+        "environment > user file > system file > built-in. 'dlock config' shows what is in\n"
+        "effect. DLOCK_OWNER is --owner's default for release and extend.");
 
     cli::Invocation inv;
     try {
