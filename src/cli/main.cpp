@@ -136,7 +136,11 @@ int run_cli(int argc, char** argv) {
         app.parse(argc, argv);
         return inv.exit_code;
     } catch (const CLI::Success& e) {
-        return app.exit(e);
+        // --help and --version: CLI11 prints them to std::cout, whose failure it does not check.
+        const int code = app.exit(e);
+        if (!std::cout.flush())
+            return cli::report_error("cannot write the help to stdout", exit_code::output, false);
+        return code;
     } catch (const CLI::ParseError& e) {
         return cli::report_error(describe_parse_error(app, e, argc, argv), exit_code::usage,
                                  wants_json(argc, argv));
