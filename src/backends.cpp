@@ -68,6 +68,10 @@ std::unique_ptr<Ledger> open_sqlite_ledger(const std::string& path, const Ledger
     return std::make_unique<SqliteLedger>(path, options.sqlite);
 }
 
+std::unique_ptr<Ledger> open_postgres_ledger(const std::string& uri, const LedgerOptions& options) {
+    return std::make_unique<PostgresLedger>(uri, options.postgres);
+}
+
 struct LedgerBackend {
     std::string_view scheme; // empty: a plain path
     std::unique_ptr<Ledger> (*open)(const std::string& location, const LedgerOptions&);
@@ -75,6 +79,8 @@ struct LedgerBackend {
 
 constexpr std::array ledger_backends{
     LedgerBackend{"", open_sqlite_ledger},
+    LedgerBackend{"postgresql", open_postgres_ledger},
+    LedgerBackend{"postgres", open_postgres_ledger},
 };
 
 } // namespace
@@ -93,7 +99,8 @@ std::unique_ptr<Ledger> open_ledger(const std::string& location, const LedgerOpt
         if (backend.scheme == scheme)
             return backend.open(location, options);
     throw UsageError("--db '" + std::string(scheme) +
-                     "://...' is not a ledger dlock can open (give a file path for SQLite)");
+                     "://...' is not a ledger dlock can open (give a file path for SQLite, or a "
+                     "postgresql:// URI)");
 }
 
 } // namespace dlock

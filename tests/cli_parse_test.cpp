@@ -76,9 +76,11 @@ TEST_CASE("the command line's defaults are the library's") {
     CHECK(parse_duration(RunCommandOptions{}.kill_grace) == default_kill_grace);
     CHECK(parse_duration(GlobalOptions{}.timeout) == redis::default_timeout);
     CHECK(GlobalOptions{}.prefix == default_prefix);
-    const LedgerOptions ledger = ledger_options(LedgerCommandOptions{});
+    const LedgerOptions ledger = ledger_options(GlobalOptions{}, LedgerCommandOptions{});
     CHECK(ledger.sqlite.busy_timeout == SqliteLedgerOptions{}.busy_timeout);
     CHECK(ledger.sqlite.retry_deadline == SqliteLedgerOptions{}.retry_deadline);
+    CHECK(ledger.postgres.connect_timeout == PostgresLedgerOptions{}.connect_timeout);
+    CHECK(ledger.postgres.retry_deadline == PostgresLedgerOptions{}.retry_deadline);
 }
 
 TEST_CASE("run takes either a command or -c, and -n means one attempt") {
@@ -114,4 +116,25 @@ TEST_CASE("an empty or option-looking prefix is refused, not taken from the next
     empty.layout = "plain";
     CHECK(lock_config(empty).prefix.empty()); // the plain layout's bare key
     CHECK_THROWS_AS(parse({"--layout", "flat", "acquire", "job"}), CLI::ValidationError);
+}
+
+TEST_CASE("only the invoked subcommand's group is declared; help and mistakes get the whole tree") {
+    const auto invoked = [](std::vector<const char*> args) {
+        args.insert(args.begin(), "dlock");
+        return std::string(invoked_subcommand(static_cast<int>(args.size()), args.data()));
+    };
+    CHECK(invoked({"acquire", "job"}) == "acquire");
+    CHECK(invoked({"--redis", "redis://h", "-E", "3", "--json", "status", "job"}) == "status");
+    CHECK(invoked({"--prefix=app:", "-v", "withdraw", "--account", "1"}) == "withdraw");
+    CHECK(invoked({"--db", "acquire", "balance"}) == "balance"); // --db's value is not a command
+    CHECK(invoked({"--help"}).empty());
+    CHECK(invoked({"acqire", "job"}).empty());
+    CHECK(invoked({"--", "acquire"}).empty());
+
+    // A group alone parses its own commands as the whole tree would.
+    CLI::App app{"dlock", "dlock"};
+    Invocation inv;
+    add_commands(app, inv, "acquire");
+    CHECK_NOTHROW(app.get_subcommand("force-release"));
+    CHECK_THROWS(app.get_subcommand("withdraw"));
 }

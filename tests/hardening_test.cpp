@@ -483,6 +483,15 @@ TEST_CASE("acquire and block into a full disk exit 74 and release the lock they 
     }
 }
 
+TEST_CASE("help and version into a full disk exit 74 with one line") {
+    for (const std::string flag : {"--help", "--version"}) {
+        CAPTURE(flag);
+        const ProcessResult result = shell(dlock_line({flag}) + " > /dev/full");
+        CHECK(result.exit_code == 74);
+        CHECK(line_count(result.err) == 1);
+    }
+}
+
 TEST_CASE("acquire --json into a closed pipe exits 74, never dies by SIGPIPE, and releases") {
     RedisServer server;
     const ProcessResult result =

@@ -3,9 +3,12 @@
 #include "dlock/race_demo.hpp"
 #include "dlock/sqlite_ledger.hpp"
 #include "support/ledger_file.hpp"
+#include "support/postgres_server.hpp"
 #include "support/process.hpp"
+#include "support/redis_server.hpp"
 
 #include <SQLiteCpp/Database.h>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <doctest/doctest.h>
@@ -128,9 +131,28 @@ struct SqliteFile {
     }
 };
 
+// The same for PostgreSQL: a fresh database on the test executable's own server.
+struct PostgresDatabase {
+    std::string name = test::postgres_server().create_database();
+    std::string uri = test::postgres_server().socket_uri(name);
+    std::unique_ptr<Ledger> open(PostgresLedgerOptions options = {}) const {
+        return open_ledger(uri, {.postgres = options});
+    }
+    // Row locks queue fairly in PostgreSQL; contention is whatever the writers make of it.
+    std::unique_ptr<Ledger> open_contended() const { return open({.retry_deadline = 30s}); }
+    std::int64_t journal_rows() const {
+        return std::stoll(test::postgres_server().sql(name, "SELECT COUNT(*) FROM journal"));
+    }
+    void overwrite_balance(AccountId account, Cents balance) const {
+        test::postgres_server().sql(name,
+                                    "UPDATE accounts SET balance = " + std::to_string(balance) +
+                                        " WHERE id = " + std::to_string(account));
+    }
+};
+
 } // namespace
 
-#define ledger_backends SqliteFile
+#define ledger_backends SqliteFile, PostgresDatabase
 
 TEST_CASE("every ledger status has its documented word") {
     const std::pair<LedgerStatus, const char*> words[] = {
@@ -246,6 +268,61 @@ TEST_SUITE("sqlite: opening") {
                                             "file:" + temp.path, std::string("ftp://x/y")})
             CHECK_THROWS_AS(open_ledger(location, {}), UsageError);
         CHECK(open_ledger(temp.path, {})->deposit(alice, 1, {}).status == LedgerStatus::ok);
+    }
+}
+
+TEST_SUITE("postgres: opening") {
+    TEST_CASE("a new database gets the current schema, and reopening keeps its data") {
+        const PostgresDatabase database;
+        database.open()->deposit(alice, 250, {});
+        CHECK(database.open()->balance(alice).balance == 250);
+        CHECK(test::postgres_server().sql(database.name, "SELECT max(version) FROM dlock_schema") ==
+              "1");
+    }
+
+    TEST_CASE("a PostgreSQL ledger from a newer dlock is refused as a data error") {
+        const PostgresDatabase database;
+        database.open();
+        test::postgres_server().sql(database.name, "INSERT INTO dlock_schema VALUES (999)");
+        CHECK_THROWS_WITH_AS(
+            database.open(),
+            doctest::Contains("ledger schema version 999 is newer than this dlock"), DataError);
+    }
+
+    TEST_CASE("many processes creating the same new PostgreSQL ledger at once all succeed") {
+        constexpr int children = 8;
+        const PostgresDatabase database;
+        const std::vector<int> codes = run_in_children(children, [&] {
+            return database.open()->deposit(alice, 100, {}).status == LedgerStatus::ok ? 0 : 1;
+        });
+        for (const int code : codes)
+            CHECK(code == 0);
+        CHECK(database.open()->balance(alice).balance == children * 100);
+        CHECK(test::postgres_server().sql(database.name, "SELECT COUNT(*) FROM dlock_schema") ==
+              "1");
+    }
+
+    TEST_CASE("a URI libpq cannot read is a usage error, an unreachable server unavailable; "
+              "neither shows the password") {
+        try {
+            open_ledger("postgresql://u:sekrit@[::1/db", {});
+            FAIL("opened");
+        } catch (const UsageError& e) {
+            CHECK(std::string(e.what()).find("sekrit") == std::string::npos);
+            CHECK(std::string(e.what()).find("postgresql://u:***@") != std::string::npos);
+        }
+        const std::string closed =
+            "postgresql://u:sekrit@127.0.0.1:" + std::to_string(test::free_tcp_port()) + "/db";
+        try {
+            open_ledger(closed, {.postgres = {.connect_timeout = 1s}});
+            FAIL("opened");
+        } catch (const UnavailableError& e) {
+            CHECK(std::string(e.what()).find("sekrit") == std::string::npos);
+        }
+        CHECK(masked_postgres_uri("postgres://a:b@h/d?password=c&x=1") ==
+              "postgres://a:***@h/d?password=***&x=1");
+        CHECK(masked_postgres_uri("postgresql:///d?host=/run/pg") ==
+              "postgresql:///d?host=/run/pg");
     }
 }
 
@@ -753,6 +830,52 @@ TEST_SUITE("locking and faults") {
         CHECK(ledger->balance(alice).balance == 0);
         CHECK(backend.journal_rows() == 1 + children * withdrawals_each);
         CHECK(ledger->verify().clean());
+    }
+
+    TEST_CASE_TEMPLATE("concurrent processors of one invoice, with no lock, charge it once",
+                       Backend, ledger_backends) {
+        constexpr int children = 8;
+        Backend backend;
+        const auto setup = backend.open();
+        setup->deposit(alice, 1000, {});
+        const InvoiceId invoice = setup->create_invoice(alice, 300).invoice.value().id;
+
+        const std::vector<int> codes = run_in_children(children, [&] {
+            const LedgerStatus status =
+                backend.open_contended()->process_invoice(invoice, {}).status;
+            return status == LedgerStatus::ok ? 0 : status == LedgerStatus::paid ? 1 : 2;
+        });
+
+        CHECK(std::count(codes.begin(), codes.end(), 0) == 1);
+        CHECK(std::count(codes.begin(), codes.end(), 1) == children - 1);
+        CHECK(backend.open()->balance(alice).balance == 700);
+        CHECK(backend.journal_rows() == 2);
+    }
+
+    TEST_CASE_TEMPLATE("concurrent deposits with one idempotency key move money once", Backend,
+                       ledger_backends) {
+        constexpr int children = 8;
+        Backend backend;
+        backend.open()->deposit(alice, 1, {});
+
+        const std::vector<int> codes = run_in_children(children, [&] {
+            // Each holds its transaction open a while, so that all of them are past the key's
+            // lookup before the first commits: the unique key has to catch the rest.
+            const LedgerStatus status = backend.open_contended()
+                                            ->deposit(alice, 500,
+                                                      {.idempotency_key = "once",
+                                                       .before_commit =
+                                                           [] {
+                                                               std::this_thread::sleep_for(50ms);
+                                                           }})
+                                            .status;
+            return status == LedgerStatus::ok ? 0 : status == LedgerStatus::duplicate ? 1 : 2;
+        });
+
+        CHECK(std::count(codes.begin(), codes.end(), 0) == 1);
+        CHECK(std::count(codes.begin(), codes.end(), 1) == children - 1);
+        CHECK(backend.open()->balance(alice).balance == 501);
+        CHECK(backend.journal_rows() == 2);
     }
 
     TEST_CASE("many processes creating the same new ledger at once all succeed") {

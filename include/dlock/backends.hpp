@@ -5,6 +5,7 @@
 
 #include "dlock/ledger.hpp"
 #include "dlock/lock.hpp"
+#include "dlock/postgres_ledger.hpp"
 #include "dlock/redis.hpp"
 #include "dlock/sqlite_ledger.hpp"
 
@@ -37,10 +38,12 @@ std::string fence_resource(const LockConfig& config, std::string_view key);
 
 // Each backend's own settings; a backend reads only its part.
 struct LedgerOptions {
-    SqliteLedgerOptions sqlite;
+    SqliteLedgerOptions sqlite{};
+    PostgresLedgerOptions postgres{};
 };
 
-// Opens (creating or upgrading) the ledger at `location`: a file path is a SQLite ledger.
+// Opens (creating or upgrading) the ledger at `location`: a file path is a SQLite ledger, a
+// postgresql:// or postgres:// URI a PostgreSQL one.
 // Throws UsageError for a location no backend takes, and what the backend throws on opening.
 std::unique_ptr<Ledger> open_ledger(const std::string& location, const LedgerOptions& options);
 

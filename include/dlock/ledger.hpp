@@ -6,8 +6,8 @@
 // is not a ledger or comes from a newer dlock (DataError), one that cannot be reached or stays
 // locked while opening (UnavailableError). Money is integer cents throughout.
 //
-// A backend (SQLite today: sqlite_ledger.hpp) implements Ledger and passes the contract suite
-// in tests/ledger_test.cpp; backends.hpp is the only place that picks one.
+// A backend (sqlite_ledger.hpp, postgres_ledger.hpp) implements Ledger and passes the contract
+// suite in tests/ledger_test.cpp; backends.hpp is the only place that picks one.
 #pragma once
 
 #include "dlock/amount.hpp"

@@ -6,13 +6,15 @@ DLOCK_BUILD_DIR=${DLOCK_BUILD_DIR:-$DLOCK_ROOT/build}
 
 # Debian packages dlock builds, tests and demonstrates with. Packaging and its checks: dpkg-dev
 # (dpkg-shlibdeps computes the .deb's Depends), man-db (renders and checks the man page), bash,
-# zsh and fish (each completion script is loaded and asked in its own shell). Interop: PHP with
-# phpredis and Laravel's own cache and Redis components, and redis-py, whose locks the interop
-# tests, the demo's shared-lock act and the bench take next to dlock's.
+# zsh and fish (each completion script is loaded and asked in its own shell). libpq-dev: the
+# PostgreSQL ledger's client library; postgresql: the private clusters the tests, the demo and
+# the bench start. Interop: PHP with phpredis and Laravel's own cache and Redis components, and
+# redis-py, whose locks the interop tests, the demo's shared-lock act and the bench take next to
+# dlock's.
 DLOCK_PACKAGES=(cmake make g++ pkg-config libcli11-dev libhiredis-dev libsqlitecpp-dev
     libsqlite3-dev nlohmann-json3-dev doctest-dev redis-server redis-tools sqlite3 util-linux
-    iproute2 time dpkg-dev man-db bash zsh fish php-cli php-redis php-illuminate-cache
-    php-illuminate-redis python3-redis)
+    iproute2 time dpkg-dev man-db bash zsh fish libpq-dev postgresql php-cli php-redis
+    php-illuminate-cache php-illuminate-redis python3-redis)
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -64,4 +66,53 @@ start_redis() {
 stop_redis() {
     [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
     REDIS_PID=
+}
+
+# start_postgres ADDRESS PASSWORD: a private PostgreSQL cluster in a new temp dir (PG_DIR): its
+# unix socket there (the local user trusted), TCP on ADDRESS (none if empty) with a password for
+# user 'dlock'.
+# As root, the cluster runs as the 'postgres' user: initdb refuses root. Sets PG_PID, PG_DIR,
+# PG_PORT and PG_BIN; pg_database NAME creates a database.
+start_postgres() {
+    local address=$1 password=$2 as=() i
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    PG_DIR=$(mktemp -d)
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$PG_DIR"
+        as=(setpriv --reuid postgres --regid postgres --clear-groups)
+    fi
+    printf '%s\n' "$password" >"$PG_DIR/pwfile"
+    [ ${#as[@]} -gt 0 ] && chown postgres: "$PG_DIR/pwfile"
+    "${as[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U dlock --pwfile "$PG_DIR/pwfile" \
+        --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale --no-sync \
+        >"$PG_DIR/initdb.log" 2>&1 || { log "initdb failed; see $PG_DIR/initdb.log"; return 1; }
+    rm -f "$PG_DIR/pwfile"
+    # It listens on ADDRESS only; whoever reaches that needs the password.
+    echo "host all all all scram-sha-256" >>"$PG_DIR/data/pg_hba.conf"
+    for i in $(seq 1 50); do # a port nothing listens on
+        PG_PORT=$((20000 + RANDOM % 20000))
+        ss -ltn 2>/dev/null | grep -q ":$PG_PORT " || break
+    done
+    "${as[@]}" "$PG_BIN/postgres" -D "$PG_DIR/data" -k "$PG_DIR" -p "$PG_PORT" \
+        -c listen_addresses="$address" -c max_connections=200 >"$PG_DIR/postgres.log" 2>&1 &
+    PG_PID=$!
+    for i in $(seq 1 1000); do
+        "$PG_BIN/pg_isready" -q -h "$PG_DIR" -p "$PG_PORT" && return 0
+        sleep 0.01
+    done
+    log "postgres did not start; see $PG_DIR/postgres.log"
+    return 1
+}
+
+pg_database() {
+    "$PG_BIN/psql" -qX -h "$PG_DIR" -p "$PG_PORT" -U dlock -d postgres -c "CREATE DATABASE $1" >/dev/null
+}
+
+stop_postgres() {
+    if [ -n "${PG_PID:-}" ]; then
+        kill -INT "$PG_PID" 2>/dev/null && wait "$PG_PID" 2>/dev/null
+        PG_PID=
+    fi
+    [ -n "${PG_DIR:-}" ] && rm -rf "$PG_DIR"
+    PG_DIR=
 }

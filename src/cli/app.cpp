@@ -4,18 +4,67 @@
 #include "cli/lock_commands.hpp"
 #include "cli/run_command.hpp"
 
+#include <algorithm>
+#include <array>
 #include <string_view>
 
 namespace dlock::cli {
+namespace {
 
-void add_commands(CLI::App& app, Invocation& inv) {
+// The subcommand groups, each set up by one function, with the names it adds.
+struct CommandGroup {
+    void (*setup)(CLI::App&, Invocation&);
+    std::vector<std::string_view> names;
+};
+
+const std::array<CommandGroup, 4>& command_groups() {
+    static const std::array<CommandGroup, 4> groups{{
+        {setup_lock_commands,
+         {"acquire", "block", "release", "force-release", "status", "list", "watch", "extend"}},
+        {setup_run_command, {"run"}},
+        {setup_ledger_commands, {"deposit", "withdraw", "balance", "history", "verify", "invoice"}},
+        {setup_config_command, {"config"}},
+    }};
+    return groups;
+}
+
+// The global options that take a value in the next word.
+constexpr std::array<std::string_view, 8> global_options_with_value{
+    "--redis", "--timeout", "--prefix", "--layout", "-E", "--conflict-exit-code",
+    "--db",    "--config"};
+
+} // namespace
+
+void add_commands(CLI::App& app, Invocation& inv, std::string_view invoked) {
     app.require_subcommand(1);
     app.fallthrough(); // global options may also follow the subcommand
     add_global_options(app, inv);
-    setup_ledger_commands(app, inv);
-    setup_lock_commands(app, inv);
-    setup_run_command(app, inv);
-    setup_config_command(app, inv);
+    for (const CommandGroup& group : command_groups())
+        if (invoked.empty() ||
+            std::find(group.names.begin(), group.names.end(), invoked) != group.names.end())
+            group.setup(app, inv);
+}
+
+std::string_view invoked_subcommand(int argc, const char* const* argv) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--")
+            return {};
+        const bool takes_value =
+            std::find(global_options_with_value.begin(), global_options_with_value.end(), arg) !=
+            global_options_with_value.end();
+        if (takes_value) {
+            ++i;
+            continue;
+        }
+        if (arg.empty() || arg.front() == '-')
+            continue; // a flag, or an option's `=` form
+        for (const CommandGroup& group : command_groups())
+            if (std::find(group.names.begin(), group.names.end(), arg) != group.names.end())
+                return arg;
+        return {}; // not a subcommand: CLI11 says what is wrong, with the whole tree
+    }
+    return {};
 }
 
 void setup_config_command(CLI::App& app, Invocation& inv) {
@@ -30,7 +79,7 @@ int print_settings(const Invocation& inv) {
     for (const auto& [key, setting] : inv.settings.all()) {
         // Passwords never show: the one of its own, and one inside a URL (printable masks it).
         const std::string value =
-            key == "redis_password" && !setting.value.empty() ? "***" : printable(setting.value);
+            key.ends_with("_password") && !setting.value.empty() ? "***" : printable(setting.value);
         out["settings"].push_back(
             {{"key", key}, {"value", value}, {"source", setting.source}, {"env", env_name(key)}});
         rows.push_back({key + " = \"" + value + "\"", "# " + setting.source});

@@ -5,12 +5,19 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace dlock::cli {
 
-// Every global option and subcommand, wired to `inv`: a subcommand that runs records its exit
-// code there.
-void add_commands(CLI::App& app, Invocation& inv);
+// Every global option, and the subcommands, wired to `inv`: a subcommand that runs records its
+// exit code there. With `invoked` (a subcommand's name), only the group of subcommands it belongs
+// to: every process runs one subcommand, and declaring the options of all the others cost about
+// half of a short command's instructions.
+void add_commands(CLI::App& app, Invocation& inv, std::string_view invoked = {});
+
+// The subcommand the arguments name, if they name one (empty for none, `--help` alone, or a
+// word that is no subcommand: those need the whole tree).
+std::string_view invoked_subcommand(int argc, const char* const* argv);
 
 // `dlock config`: the effective settings, each with its source.
 void setup_config_command(CLI::App& app, Invocation& inv);

@@ -18,6 +18,7 @@ void add_global_options(CLI::App& app, Invocation& inv) {
     GlobalOptions& global = inv.global;
     global.redis_url = settings.value("redis_url");
     global.redis_password = settings.value("redis_password");
+    global.db_password = settings.value("db_password");
     global.timeout = settings.value("timeout");
     global.prefix = settings.value("prefix");
     global.layout = settings.value("layout");
@@ -31,7 +32,8 @@ void add_global_options(CLI::App& app, Invocation& inv) {
                    "unix:///path/to/socket[?db=N]")
         ->type_name("URL")
         ->capture_default_str();
-    app.add_option("--timeout", global.timeout, "Connect and command timeout (DUR)")
+    app.add_option("--timeout", global.timeout,
+                   "Connect and command timeout; also connecting to a PostgreSQL ledger (DUR)")
         ->type_name("DUR")
         ->capture_default_str();
     app.add_option("--prefix", global.prefix,
@@ -60,8 +62,10 @@ void add_global_options(CLI::App& app, Invocation& inv) {
         ->type_name("N")
         ->check(CLI::Range(0, 255))
         ->capture_default_str();
-    app.add_option("--db", global.db, "Ledger file (ledger commands only)")
-        ->type_name("PATH")
+    app.add_option("--db", global.db,
+                   "Ledger: a file (SQLite) or postgresql://[user@]host[:port]/dbname "
+                   "(ledger commands only)")
+        ->type_name("PATH|URI")
         ->capture_default_str();
     app.add_option("--config", global.config_file,
                    "Read settings from FILE instead of ~/.config/dlock/dlock.conf (see "

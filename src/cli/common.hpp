@@ -27,6 +27,7 @@ struct GlobalOptions {
     std::string config_file;            // --config: read before parsing (settings.hpp)
     // Settings without a flag of their own.
     std::string redis_password;
+    std::string db_password;
     std::string fence_idle = duration_text(default_fence_idle);
 };
 

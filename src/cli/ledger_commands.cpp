@@ -9,6 +9,7 @@
 #include "cli/progress.hpp"
 #include "dlock/race_demo.hpp"
 
+#include <cstdlib>
 #include <iostream>
 
 namespace dlock::cli {
@@ -47,9 +48,15 @@ std::optional<Fence> external_fence(const GlobalOptions& global, const LedgerCom
     return Fence{fence_resource(lock_config(global), opts.lock_key), token};
 }
 
-LedgerOptions ledger_options(const LedgerCommandOptions& opts) {
-    return {.sqlite = {.busy_timeout = parse_duration(opts.busy_timeout),
-                       .retry_deadline = parse_duration(opts.retry)}};
+LedgerOptions ledger_options(const GlobalOptions& global, const LedgerCommandOptions& opts) {
+    const Millis retry = parse_duration(opts.retry);
+    std::optional<std::string> password;
+    if (!global.db_password.empty())
+        password = global.db_password;
+    return {.sqlite = {.busy_timeout = parse_duration(opts.busy_timeout), .retry_deadline = retry},
+            .postgres = {.connect_timeout = parse_positive_duration(global.timeout),
+                         .retry_deadline = retry,
+                         .password = password}};
 }
 
 namespace {
@@ -71,7 +78,7 @@ int deposit(const Invocation& inv, const LedgerCommandOptions& opts) {
     const Cents amount = parse_amount(opts.amount);
     const std::optional<std::string> key = idempotency_key(opts);
     const Millis hold = parse_duration(opts.hold);
-    const LedgerOptions options = ledger_options(opts);
+    const LedgerOptions options = ledger_options(inv.global, opts);
 
     const BalanceResult result =
         open(inv, options)
@@ -91,7 +98,7 @@ int withdraw(const Invocation& inv, const LedgerCommandOptions& opts) {
                              .wait = parse_wait(opts.wait),
                              .work = parse_duration(opts.hold)};
     const std::optional<Fence> given_fence = external_fence(inv.global, opts);
-    const LedgerOptions options = ledger_options(opts);
+    const LedgerOptions options = ledger_options(inv.global, opts);
     Subject subject{.account = request.account,
                     .amount = request.amount,
                     .idempotency_key = request.idempotency_key};
@@ -143,7 +150,7 @@ int withdraw(const Invocation& inv, const LedgerCommandOptions& opts) {
 
 int balance(const Invocation& inv, const LedgerCommandOptions& opts) {
     const AccountId account = parse_id("account", opts.account);
-    const LedgerOptions options = ledger_options(opts);
+    const LedgerOptions options = ledger_options(inv.global, opts);
 
     const BalanceResult result = open(inv, options)->balance(account);
     return report_balance(inv, result, {.account = account, .balance = result.balance},
@@ -152,7 +159,7 @@ int balance(const Invocation& inv, const LedgerCommandOptions& opts) {
 
 int history(const Invocation& inv, const LedgerCommandOptions& opts) {
     const AccountId account = parse_id("account", opts.account);
-    const LedgerOptions options = ledger_options(opts);
+    const LedgerOptions options = ledger_options(inv.global, opts);
 
     const HistoryResult result =
         open(inv, options)->history(account, static_cast<std::size_t>(opts.limit));
@@ -168,7 +175,7 @@ int history(const Invocation& inv, const LedgerCommandOptions& opts) {
 }
 
 int verify(const Invocation& inv, const LedgerCommandOptions& opts) {
-    const LedgerOptions options = ledger_options(opts);
+    const LedgerOptions options = ledger_options(inv.global, opts);
 
     const VerifyReport checked = open(inv, options)->verify();
     if (checked.status != LedgerStatus::ok)
@@ -192,7 +199,7 @@ int verify(const Invocation& inv, const LedgerCommandOptions& opts) {
 int create_invoice(const Invocation& inv, const LedgerCommandOptions& opts) {
     const AccountId account = parse_id("account", opts.account);
     const Cents amount = parse_amount(opts.amount);
-    const LedgerOptions options = ledger_options(opts);
+    const LedgerOptions options = ledger_options(inv.global, opts);
 
     const InvoiceResult result = open(inv, options)->create_invoice(account, amount);
     json out = result.invoice ? invoice_json(result.invoice->id, result.invoice, result.balance)
@@ -207,7 +214,7 @@ int process_invoice(const Invocation& inv, const LedgerCommandOptions& opts) {
     const InvoiceId id = parse_id("invoice", opts.invoice);
     const Millis ttl = parse_positive_duration(opts.ttl);
     const Millis hold = parse_duration(opts.hold);
-    const LedgerOptions options = ledger_options(opts);
+    const LedgerOptions options = ledger_options(inv.global, opts);
 
     const std::unique_ptr<LockService> locks =
         open_locks(inv.global, this_process("dlock invoice process " + std::to_string(id)));

@@ -35,8 +35,9 @@ std::optional<std::string> idempotency_key(const LedgerCommandOptions& opts);
 // --fence N --lock-key KEY: a token another command's lock handed out, for the resource that
 // lock guards under the configured lock store; nullopt when not given.
 std::optional<Fence> external_fence(const GlobalOptions& global, const LedgerCommandOptions& opts);
-// The backends' settings from the ledger's advanced options.
-LedgerOptions ledger_options(const LedgerCommandOptions& opts);
+// The backends' settings from the ledger's advanced options, --timeout (connecting to a ledger
+// server) and the db_password setting (DLOCK_DB_PASSWORD).
+LedgerOptions ledger_options(const GlobalOptions& global, const LedgerCommandOptions& opts);
 
 // Writes; withdraw and process_invoice take the lesson's locks.
 int deposit(const Invocation& inv, const LedgerCommandOptions& opts);

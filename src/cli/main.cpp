@@ -114,12 +114,13 @@ int run_cli(int argc, char** argv) {
         "Global options (--redis, --timeout, --prefix, --json, -E, --db) may come before or\n"
         "after the subcommand. 'dlock SUBCOMMAND --help' shows a subcommand's own options.\n"
         "Settings: every default can come from the environment (DLOCK_REDIS_URL,\n"
-        "DLOCK_REDIS_PASSWORD, DLOCK_TIMEOUT, DLOCK_PREFIX, DLOCK_JSON, DLOCK_CONFLICT_EXIT_CODE,\n"
-        "DLOCK_DB, DLOCK_TTL, DLOCK_WAIT, DLOCK_KILL_GRACE, DLOCK_FENCE_IDLE,\n"
-        "DLOCK_DB_BUSY_TIMEOUT, DLOCK_DB_RETRY) or a TOML config file (/etc/dlock/dlock.conf,\n"
-        "then ~/.config/dlock/dlock.conf or --config FILE): flag > environment > user file >\n"
-        "system file > built-in. 'dlock config' shows what is in effect. DLOCK_OWNER is\n"
-        "--owner's default for release and extend.");
+        "DLOCK_REDIS_PASSWORD, DLOCK_TIMEOUT, DLOCK_PREFIX, DLOCK_LAYOUT, DLOCK_JSON,\n"
+        "DLOCK_CONFLICT_EXIT_CODE, DLOCK_DB (a ledger file, default ./dlock-ledger.db, or a\n"
+        "postgresql:// URI), DLOCK_DB_PASSWORD, DLOCK_TTL, DLOCK_WAIT, DLOCK_KILL_GRACE,\n"
+        "DLOCK_FENCE_IDLE, DLOCK_DB_BUSY_TIMEOUT, DLOCK_DB_RETRY) or a TOML config file\n"
+        "(/etc/dlock/dlock.conf, then ~/.config/dlock/dlock.conf or --config FILE): flag >\n"
+        "environment > user file > system file > built-in. 'dlock config' shows what is in\n"
+        "effect. DLOCK_OWNER is --owner's default for release and extend.");
 
     cli::Invocation inv;
     try {
@@ -127,7 +128,7 @@ int run_cli(int argc, char** argv) {
     } catch (const Error& e) {
         return cli::report_error(e.what(), e.exit_code(), wants_json(argc, argv));
     }
-    cli::add_commands(app, inv);
+    cli::add_commands(app, inv, cli::invoked_subcommand(argc, argv));
 
     if (const auto mistake = cli::empty_equals_value(argc, argv))
         return cli::report_error(*mistake, exit_code::usage, wants_json(argc, argv));
@@ -135,7 +136,11 @@ int run_cli(int argc, char** argv) {
         app.parse(argc, argv);
         return inv.exit_code;
     } catch (const CLI::Success& e) {
-        return app.exit(e);
+        // --help and --version: CLI11 prints them to std::cout, whose failure it does not check.
+        const int code = app.exit(e);
+        if (!std::cout.flush())
+            return cli::report_error("cannot write the help to stdout", exit_code::output, false);
+        return code;
     } catch (const CLI::ParseError& e) {
         return cli::report_error(describe_parse_error(app, e, argc, argv), exit_code::usage,
                                  wants_json(argc, argv));

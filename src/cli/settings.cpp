@@ -42,6 +42,7 @@ const std::vector<Definition>& definitions() {
         {"json", Kind::flag, "false"},
         {"conflict_exit_code", Kind::exit_code, std::to_string(exit_code::conflict)},
         {"db", Kind::path, "dlock-ledger.db"},
+        {"db_password", Kind::password, ""},
         {"ttl", Kind::positive_duration, duration_text(default_ttl)},
         {"wait", Kind::wait, duration_text(default_wait)},
         {"kill_grace", Kind::duration, duration_text(default_kill_grace)},
@@ -122,8 +123,14 @@ void set_checked(std::map<std::string, SettingValue, std::less<>>& values, const
 
 bool holds_password(const std::vector<CLI::ConfigItem>& items) {
     for (const CLI::ConfigItem& item : items) {
-        if (item.name == "redis_password")
+        if (item.name == "redis_password" || item.name == "db_password")
             return true;
+        if (item.name == "db" && !item.inputs.empty() &&
+            item.inputs.front().find("://") != std::string::npos &&
+            item.inputs.front().find('@') != std::string::npos &&
+            item.inputs.front().find(':', item.inputs.front().find("://") + 3) <
+                item.inputs.front().find('@'))
+            return true; // postgresql://user:password@host
         if (item.name == "redis_url" && !item.inputs.empty()) {
             try {
                 if (redis::parse_url(item.inputs.front()).password)

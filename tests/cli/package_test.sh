@@ -47,7 +47,9 @@ field() { dpkg-deb -f "$deb" "$1"; }
 # The file list: exactly the install layout, nothing else (no tests, no bench, no library).
 expected="./usr/bin/dlock
 ./usr/share/bash-completion/completions/dlock
+./usr/share/doc/dlock/LICENSE
 ./usr/share/doc/dlock/README.md
+./usr/share/doc/dlock/copyright
 ./usr/share/fish/vendor_completions.d/dlock.fish
 ./usr/share/man/man1/dlock.1
 ./usr/share/zsh/vendor-completions/_dlock"
