@@ -57,9 +57,14 @@ TEST_CASE("a positive duration refuses zero and sub-millisecond values") {
 }
 
 TEST_CASE("defaults are shown in the largest unit that states them exactly, and read back") {
-    for (const auto& [ms, text] : std::initializer_list<std::pair<long, const char*>>{
-             {0, "0s"}, {100, "100ms"}, {5'000, "5s"}, {90'000, "90s"}, {120'000, "2m"},
-             {604'800'000, "7d"}, {1'500, "1500ms"}}) {
+    for (const auto& [ms, text] :
+         std::initializer_list<std::pair<long, const char*>>{{0, "0s"},
+                                                             {100, "100ms"},
+                                                             {5'000, "5s"},
+                                                             {90'000, "90s"},
+                                                             {120'000, "2m"},
+                                                             {604'800'000, "7d"},
+                                                             {1'500, "1500ms"}}) {
         CAPTURE(text);
         CHECK(dlock::duration_text(Millis{ms}) == text);
         CHECK(parse_duration(text) == Millis{ms});

@@ -152,8 +152,8 @@ int force_release(const Invocation& inv, const LockCommandOptions& opts) {
                                    " is no longer held by owner " + opts.owner + "; it is now " +
                                    who + " (owner " + *result.holder + ")",
                                exit_code::refused);
-    const std::string left =
-        result.ttl ? format_duration(*result.ttl) + " of its lease was left" : "it was held without a TTL";
+    const std::string left = result.ttl ? format_duration(*result.ttl) + " of its lease was left"
+                                        : "it was held without a TTL";
     return reporter.ok(out, "released lock " + in_quotes(opts.key) + " (owner " + *result.holder +
                                 "), " + held_by(*result.holder, result.details, result.now_ms) +
                                 "; " + left);
