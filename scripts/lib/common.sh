@@ -8,10 +8,11 @@ DLOCK_BUILD_DIR=${DLOCK_BUILD_DIR:-$DLOCK_ROOT/build}
 # (dpkg-shlibdeps computes the .deb's Depends), man-db (renders and checks the man page), bash,
 # zsh and fish (each completion script is loaded and asked in its own shell). libpq-dev: the
 # PostgreSQL ledger's client library; postgresql: the private clusters the tests, the demo and
-# the bench start.
+# the bench start. libssl-dev: rediss:// (hiredis 0.14 has no TLS, dlock speaks it with OpenSSL);
+# openssl: the tests and the bench make their CA and certificates with its command line.
 DLOCK_PACKAGES=(cmake make g++ pkg-config libcli11-dev libhiredis-dev libsqlitecpp-dev
     libsqlite3-dev nlohmann-json3-dev doctest-dev redis-server redis-tools sqlite3 util-linux
-    iproute2 time dpkg-dev man-db bash zsh fish libpq-dev postgresql)
+    iproute2 time dpkg-dev man-db bash zsh fish libpq-dev postgresql libssl-dev openssl)
 
 log() { printf '%s\n' "$*" >&2; }
 
