@@ -46,6 +46,7 @@ struct SocketState {
     int fd = -1;
     int error = 0;
     std::string first_bytes;
+    bool certificate_requested = false; // and dlock had none to give
 };
 
 constexpr std::size_t first_bytes_kept = 8;
@@ -112,6 +113,14 @@ const BIO_METHOD* socket_method() {
     return method;
 }
 
+// Called when the server asks for a client certificate and dlock has none: the handshake goes
+// on without (tls-auth-clients optional is content), but a server that requires one hangs up
+// later, and then this is why.
+int no_client_certificate(SSL* ssl, X509**, EVP_PKEY**) {
+    static_cast<SocketState*>(BIO_get_data(SSL_get_rbio(ssl)))->certificate_requested = true;
+    return 0;
+}
+
 SslContextPtr make_context(const TlsOptions& tls) {
     SslContextPtr context(SSL_CTX_new(TLS_client_method()));
     if (!context)
@@ -129,6 +138,8 @@ SslContextPtr make_context(const TlsOptions& tls) {
     } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
         throw UsageError("cannot load the system's CA certificates: " + openssl_reason());
     }
+    if (tls.cert_file.empty())
+        SSL_CTX_set_client_cert_cb(ctx, no_client_certificate);
     if (tls.cert_file.empty() != tls.key_file.empty())
         throw UsageError("--tls-cert and --tls-key go together: give both or neither");
     if (!tls.cert_file.empty()) {
@@ -286,18 +297,18 @@ private:
                 timed_out(doing, deadline);
             return;
         }
-        if (error == SSL_ERROR_SYSCALL)
+        const std::string hint =
+            state_.certificate_requested
+                ? " (the server wants a client certificate: --tls-cert and --tls-key)"
+                : "";
+        if (error == SSL_ERROR_SYSCALL) {
+            ERR_clear_error();
             throw IoError("lost Redis at " + where_ + ": " +
                           (state_.error != 0 ? std::strerror(state_.error)
-                                             : "connection closed by the server"));
-        const std::string reason = openssl_reason();
-        // TLS 1.3 sends the client certificate after the handshake has ended on the client's
-        // side: a server that wanted one says so on the first read.
-        const bool wanted_certificate = reason.find("certificate required") != std::string::npos;
-        throw IoError("lost Redis at " + where_ + ": " + reason +
-                      (wanted_certificate
-                           ? " (the server wants a client certificate: --tls-cert and --tls-key)"
-                           : ""));
+                                             : "connection closed by the server") +
+                          hint);
+        }
+        throw IoError("lost Redis at " + where_ + ": " + openssl_reason() + hint);
     }
 
     std::string handshake_failure(int error, const std::string& name) {

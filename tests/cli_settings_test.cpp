@@ -155,16 +155,22 @@ TEST_CASE("every setting takes its variable, and its key in a config file") {
     const std::map<std::string, std::string> values{{"redis_url", "redis://127.0.0.1:1/2"},
                                                     {"redis_password", "pw"},
                                                     {"timeout", "2s"},
-                                                    {"prefix", "app:"}, {"layout", "plain"},
+                                                    {"prefix", "app:"},
+                                                    {"layout", "plain"},
                                                     {"json", "true"},
                                                     {"conflict_exit_code", "3"},
-                                                    {"db", "x.db"}, {"db_password", "dbpw"},
+                                                    {"db", "x.db"},
+                                                    {"db_password", "dbpw"},
                                                     {"ttl", "11s"},
                                                     {"wait", "inf"},
                                                     {"kill_grace", "9s"},
                                                     {"fence_idle", "1d"},
                                                     {"db_busy_timeout", "7ms"},
-                                                    {"db_retry", "8s"}};
+                                                    {"db_retry", "8s"},
+                                                    {"tls_ca", "ca.pem"},
+                                                    {"tls_cert", "client.pem"},
+                                                    {"tls_key", "client.key"},
+                                                    {"tls_server_name", "redis.example"}};
     std::vector<std::string> env;
     std::string file;
     for (const auto& [key, value] : values) {
