@@ -132,6 +132,9 @@ SslContextPtr make_context(const TlsOptions& tls) {
     // replies carry their own lengths, so a cut-off one is never taken for a whole one.
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // A record's header and body in one recv, not two; what it reads beyond is kept in OpenSSL,
+    // which read_some asks before it polls.
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (!tls.ca_file.empty()) {
         if (SSL_CTX_load_verify_locations(ctx, tls.ca_file.c_str(), nullptr) != 1)
             throw UsageError("cannot use --tls-ca '" + tls.ca_file + "': " + openssl_reason());

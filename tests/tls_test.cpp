@@ -1,16 +1,20 @@
 // rediss:// end to end: a real redis-server with --tls-port, a CA and certificates made at test
 // time with the openssl command line, and the dlock binary talking to it. Each refusal must come
 // with its reason in one line, exit 69, and within --timeout.
+#include "dlock/redis.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
 #include <chrono>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <nlohmann/json.hpp>
+#include <openssl/ssl.h>
 #include <stdexcept>
 #include <string>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -115,7 +119,87 @@ void check_refused(const ProcessResult& result, Clock::time_point start,
     CHECK(seconds_since(start) < 2.0 + 1.0);
 }
 
+// A loopback listener on a free port.
+int listen_loopback(int& port) {
+    const int listener = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof address;
+    if (bind(listener, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
+        listen(listener, 8) != 0)
+        throw std::runtime_error("cannot listen on loopback");
+    getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size);
+    port = ntohs(address.sin_port);
+    return listener;
+}
+
+// A TLS peer that answers each command with "+PONG\r\n" split across two TLS records that
+// reach the client in one TCP segment (TCP_CORK): after the first record, the second is already
+// decrypted-ready inside the client's OpenSSL and the socket has nothing left for poll().
+class SplitRecordServer {
+public:
+    explicit SplitRecordServer(const Certificates& certs) {
+        listener_ = listen_loopback(port_);
+        context_ = SSL_CTX_new(TLS_server_method());
+        SSL_CTX_use_certificate_chain_file(context_, certs.server_cert.c_str());
+        SSL_CTX_use_PrivateKey_file(context_, certs.server_key.c_str(), SSL_FILETYPE_PEM);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~SplitRecordServer() {
+        shutdown(listener_, SHUT_RDWR);
+        thread_.join();
+        close(listener_);
+        SSL_CTX_free(context_);
+    }
+    SplitRecordServer(const SplitRecordServer&) = delete;
+    SplitRecordServer& operator=(const SplitRecordServer&) = delete;
+    int port() const { return port_; }
+
+private:
+    void serve() {
+        const int fd = accept(listener_, nullptr, nullptr);
+        if (fd < 0)
+            return;
+        SSL* ssl = SSL_new(context_);
+        SSL_set_fd(ssl, fd);
+        if (SSL_accept(ssl) == 1) {
+            char buffer[4096];
+            while (SSL_read(ssl, buffer, sizeof buffer) > 0) {
+                int on = 1;
+                setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+                SSL_write(ssl, "+PO", 3);
+                SSL_write(ssl, "NG\r\n", 4);
+                on = 0;
+                setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+            }
+        }
+        SSL_free(ssl);
+        close(fd);
+    }
+
+    int listener_ = -1;
+    int port_ = 0;
+    SSL_CTX* context_ = nullptr;
+    std::thread thread_;
+};
+
 } // namespace
+
+TEST_CASE("a reply whose last TLS record OpenSSL already holds is read at once, not at --timeout") {
+    Certificates certs;
+    SplitRecordServer server(certs);
+    dlock::redis::Options options;
+    options.url = dlock::redis::parse_url("rediss://localhost:" + std::to_string(server.port()));
+    options.tls.ca_file = certs.ca;
+    options.timeout = std::chrono::milliseconds(2000);
+    dlock::redis::Connection connection(options);
+    for (int i = 0; i < 5; ++i) {
+        const auto start = Clock::now();
+        CHECK(connection.command({"PING"}).view().string() == "PONG");
+        CHECK(seconds_since(start) < 1.0);
+    }
+}
 
 TEST_CASE("every lock subcommand works over rediss://") {
     TlsRedis redis;
