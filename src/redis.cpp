@@ -342,8 +342,26 @@ std::vector<Reply> Connection::exchange(std::size_t count, const detail::Deadlin
     }
     broken_ = false;
     for (const Reply& reply : replies)
+        if (const auto error = reply.view().error(); error && starts_with(*error, "READONLY"))
+            throw ReplyError(where_ + " is a read-only replica" + master_of_replica() +
+                             "; point dlock at the master (or use redis+sentinel://)");
+    for (const Reply& reply : replies)
         check_answer(reply); // an error reply leaves the connection in step
     return replies;
+}
+
+// " of HOST:PORT", the master ROLE names, or nothing when the server will not say.
+std::string Connection::master_of_replica() {
+    try {
+        append({"ROLE"});
+        const std::vector<Reply> role = exchange(1, detail::Deadline::after(timeout_));
+        const ReplyView view = role.front().view();
+        if (view.size() >= 3 && (view[0].string() == "slave" || view[0].string() == "replica"))
+            return " of " + view[1].string() + ":" + std::to_string(view[2].integer());
+    } catch (const RedisError&) {
+        // A user without +role: the replica is named without its master.
+    }
+    return "";
 }
 
 Reply Connection::command(const std::vector<std::string_view>& args) {

@@ -170,6 +170,7 @@ private:
     std::vector<Reply> exchange(std::size_t count, const detail::Deadline& deadline);
     Reply next_reply(const detail::Deadline& deadline);
     void check_answer(const Reply& reply) const;
+    std::string master_of_replica();
 
     struct ReaderDeleter {
         void operator()(redisReader* reader) const;
