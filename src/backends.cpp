@@ -18,6 +18,10 @@ redis::Options redis_options(const LockConfig& config) {
     redis::Options options;
     options.url = redis::parse_url(config.url);
     options.timeout = config.timeout;
+    options.tls = config.tls;
+    if (!options.tls.empty() && options.url.transport != redis::Url::Transport::tls)
+        throw UsageError("the --tls-* options are for rediss:// URLs; " + options.url.redacted() +
+                         " is not one");
     if (!options.url.password)
         options.url.password = config.password;
     return options;
@@ -43,6 +47,7 @@ struct LockBackend {
 
 constexpr std::array lock_backends{
     LockBackend{"redis", open_redis_lock, redis_fence_resource},
+    LockBackend{"rediss", open_redis_lock, redis_fence_resource},
     LockBackend{"unix", open_redis_lock, redis_fence_resource},
 };
 

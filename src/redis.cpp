@@ -97,8 +97,9 @@ Url parse_unix(std::string_view rest) {
     return url;
 }
 
-Url parse_tcp(std::string_view rest) {
+Url parse_tcp(std::string_view rest, Url::Transport transport) {
     Url url;
+    url.transport = transport;
     const auto at = rest.rfind('@');
     if (at != std::string_view::npos) {
         parse_userinfo(rest.substr(0, at), url);
@@ -138,13 +139,14 @@ Url parse_tcp(std::string_view rest) {
 
 Url parse_url(std::string_view text) {
     constexpr std::string_view tcp_scheme = "redis://";
+    constexpr std::string_view tls_scheme = "rediss://";
     constexpr std::string_view unix_scheme = "unix://";
     if (text.substr(0, tcp_scheme.size()) == tcp_scheme)
-        return parse_tcp(text.substr(tcp_scheme.size()));
+        return parse_tcp(text.substr(tcp_scheme.size()), Url::Transport::tcp);
+    if (text.substr(0, tls_scheme.size()) == tls_scheme)
+        return parse_tcp(text.substr(tls_scheme.size()), Url::Transport::tls);
     if (text.substr(0, unix_scheme.size()) == unix_scheme)
         return parse_unix(text.substr(unix_scheme.size()));
-    if (text.substr(0, 9) == "rediss://")
-        bad_url("TLS (rediss://) is not supported");
     // Name the scheme only when there clearly is one: a mistyped URL ("redis:/u:pw@host",
     // "u:pw@host") may hold a password anywhere, and error messages end up in logs.
     const std::size_t scheme_end = text.find("://");
@@ -156,7 +158,7 @@ Url parse_url(std::string_view text) {
             std::string_view::npos;
     if (plain_scheme)
         bad_url("unknown scheme '" + std::string(scheme) + "://'");
-    bad_url("it must start with redis:// or unix://");
+    bad_url("it must start with redis://, rediss:// or unix://");
 }
 
 std::string Url::redacted() const {
@@ -164,7 +166,7 @@ std::string Url::redacted() const {
         !user.empty() || password ? user + (password ? ":***" : "") + "@" : "";
     if (transport == Transport::unix_socket)
         return "unix://" + userinfo + socket_path + (db != 0 ? "?db=" + std::to_string(db) : "");
-    std::string out = "redis://" + userinfo;
+    std::string out = (transport == Transport::tls ? "rediss://" : "redis://") + userinfo;
     out += host.find(':') != std::string::npos ? "[" + host + "]" : host;
     out += ":" + std::to_string(port);
     if (db != 0)
@@ -248,12 +250,15 @@ void Connection::ReaderDeleter::operator()(redisReader* reader) const {
 }
 
 Connection::Connection(const Options& options)
-    : where_(options.url.redacted()), timeout_(options.timeout) {
+    : where_(options.url.redacted()), url_(options.url), timeout_(options.timeout) {
     const Url& url = options.url;
     reader_.reset(redisReaderCreate());
     if (!reader_)
         throw std::bad_alloc();
-    transport_ = detail::connect_plain(url, detail::Deadline::after(timeout_), where_);
+    const detail::Deadline deadline = detail::Deadline::after(timeout_);
+    transport_ = url.transport == Url::Transport::tls
+                     ? detail::connect_tls(url, options.tls, deadline, where_)
+                     : detail::connect_plain(url, deadline, where_);
 
     if (url.password) {
         if (url.user.empty())
@@ -286,8 +291,10 @@ Reply Connection::next_reply(const detail::Deadline& deadline) {
             throw ProtocolError("lost Redis at " + where_ +
                                 ": the server does not speak the Redis protocol");
         }
-        if (raw != nullptr)
+        if (raw != nullptr) {
+            answered_ = true;
             return Reply(static_cast<redisReply*>(raw));
+        }
         char buffer[16 * 1024];
         const std::size_t n = transport_->read_some(buffer, sizeof buffer, deadline);
         if (n == 0)
@@ -312,20 +319,49 @@ std::vector<Reply> Connection::exchange(std::size_t count, const detail::Deadlin
     if (broken_)
         throw IoError("lost Redis at " + where_ + ": an earlier call on this connection failed");
     broken_ = true; // until every reply is read
-    for (std::string_view unsent = output_; !unsent.empty();)
-        unsent.remove_prefix(transport_->write_some(unsent, deadline));
-    output_.clear();
-    // The set-up commands were pipelined ahead of these; their answers come first.
-    for (; pending_setup_replies_ > 0; --pending_setup_replies_)
-        check_answer(next_reply(deadline));
     std::vector<Reply> replies;
-    replies.reserve(count);
-    for (std::size_t i = 0; i < count; ++i)
-        replies.push_back(next_reply(deadline));
+    try {
+        for (std::string_view unsent = output_; !unsent.empty();)
+            unsent.remove_prefix(transport_->write_some(unsent, deadline));
+        output_.clear();
+        // The set-up commands were pipelined ahead of these; their answers come first.
+        for (; pending_setup_replies_ > 0; --pending_setup_replies_)
+            check_answer(next_reply(deadline));
+        replies.reserve(count);
+        for (std::size_t i = 0; i < count; ++i)
+            replies.push_back(next_reply(deadline));
+    } catch (const RedisError& e) {
+        // A TLS server hangs up on plaintext, or answers it with a TLS alert. Said plainly
+        // when a TLS handshake with it (the probe) shows that is what it is.
+        if (!answered_ && url_.transport == Url::Transport::tcp &&
+            (dynamic_cast<const IoError*>(&e) != nullptr ||
+             dynamic_cast<const ProtocolError*>(&e) != nullptr) &&
+            detail::speaks_tls(url_, deadline, where_))
+            throw IoError("lost Redis at " + where_ + ": server speaks TLS; use rediss://");
+        throw;
+    }
     broken_ = false;
+    for (const Reply& reply : replies)
+        if (const auto error = reply.view().error(); error && starts_with(*error, "READONLY"))
+            throw ReplyError(where_ + " is a read-only replica" + master_of_replica() +
+                             "; point dlock at the master (or use redis+sentinel://)");
     for (const Reply& reply : replies)
         check_answer(reply); // an error reply leaves the connection in step
     return replies;
+}
+
+// " of HOST:PORT", the master ROLE names, or nothing when the server will not say.
+std::string Connection::master_of_replica() {
+    try {
+        append({"ROLE"});
+        const std::vector<Reply> role = exchange(1, detail::Deadline::after(timeout_));
+        const ReplyView view = role.front().view();
+        if (view.size() >= 3 && (view[0].string() == "slave" || view[0].string() == "replica"))
+            return " of " + view[1].string() + ":" + std::to_string(view[2].integer());
+    } catch (const RedisError&) {
+        // A user without +role: the replica is named without its master.
+    }
+    return "";
 }
 
 Reply Connection::command(const std::vector<std::string_view>& args) {

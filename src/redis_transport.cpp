@@ -16,41 +16,20 @@
 #include <utility>
 
 namespace dlock::redis::detail {
-namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Owns one descriptor.
-class UniqueFd {
-public:
-    UniqueFd() = default;
-    explicit UniqueFd(int fd) : fd_(fd) {}
-    ~UniqueFd() { reset(); }
-    UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    UniqueFd& operator=(UniqueFd&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    int get() const { return fd_; }
-    void reset() {
-        if (fd_ >= 0)
-            close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_ = -1;
-};
+void UniqueFd::reset() {
+    if (fd_ >= 0)
+        close(fd_);
+    fd_ = -1;
+}
 
 [[noreturn]] void timed_out(const std::string& message, const Deadline& deadline) {
     throw TimeoutError(message + ": timed out (no complete answer within " +
                        format_duration(deadline.budget) + ")");
 }
 
-// Waits until `fd` is ready for `events`; false once the deadline has passed.
 bool wait_ready(int fd, short events, const Deadline& deadline) {
     for (;;) {
         const auto left = std::chrono::ceil<Millis>(deadline.at - Clock::now());
@@ -64,6 +43,8 @@ bool wait_ready(int fd, short events, const Deadline& deadline) {
             throw IoError(std::string("poll: ") + std::strerror(errno));
     }
 }
+
+namespace {
 
 // A new non-blocking, close-on-exec socket that is never 0, 1 or 2: a process started with
 // those closed must not get a Redis connection as its stdin, nor hand it to its children.
@@ -219,8 +200,9 @@ Addresses resolve(const Url& url, const Deadline& deadline, const std::string& w
     }
 }
 
-std::unique_ptr<Transport> connect_tcp(const Url& url, const Deadline& deadline,
-                                       const std::string& where) {
+} // namespace
+
+UniqueFd connect_tcp_socket(const Url& url, const Deadline& deadline, const std::string& where) {
     const Addresses addresses = resolve(url, deadline, where);
     int last_error = EADDRNOTAVAIL;
     for (const addrinfo* a = addresses.get(); a != nullptr; a = a->ai_next) {
@@ -230,17 +212,16 @@ std::unique_ptr<Transport> connect_tcp(const Url& url, const Deadline& deadline,
             continue;
         const int on = 1; // a command is one small write: send it now
         setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-        return std::make_unique<SocketTransport>(std::move(fd), where);
+        return fd;
     }
     throw IoError("cannot connect to Redis at " + where + ": " + std::strerror(last_error));
 }
 
-} // namespace
-
 std::unique_ptr<Transport> connect_plain(const Url& url, const Deadline& deadline,
                                          const std::string& where) {
-    return url.transport == Url::Transport::unix_socket ? connect_unix(url, deadline, where)
-                                                        : connect_tcp(url, deadline, where);
+    if (url.transport == Url::Transport::unix_socket)
+        return connect_unix(url, deadline, where);
+    return std::make_unique<SocketTransport>(connect_tcp_socket(url, deadline, where), where);
 }
 
 } // namespace dlock::redis::detail

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace dlock::redis::detail {
 
@@ -24,6 +25,34 @@ struct Deadline {
         return {std::chrono::steady_clock::now() + budget, budget};
     }
 };
+
+// Owns one descriptor.
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    ~UniqueFd() { reset(); }
+    UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    int get() const { return fd_; }
+    void reset();
+
+private:
+    int fd_ = -1;
+};
+
+// Throws TimeoutError: "<message>: timed out (no complete answer within <budget>)".
+[[noreturn]] void timed_out(const std::string& message, const Deadline& deadline);
+
+// Waits until `fd` is ready for `events` (poll's POLLIN, POLLOUT); false once the deadline
+// has passed.
+bool wait_ready(int fd, short events, const Deadline& deadline);
 
 class Transport {
 public:
@@ -42,5 +71,20 @@ public:
 // or ResourceError (out of descriptors).
 std::unique_ptr<Transport> connect_plain(const Url& url, const Deadline& deadline,
                                          const std::string& where);
+
+// The TCP connection under a TLS one: connected by `deadline`, with TCP_NODELAY, as
+// connect_plain makes it.
+UniqueFd connect_tcp_socket(const Url& url, const Deadline& deadline, const std::string& where);
+
+// A TLS connection (1.2 or newer) to the rediss:// `url`, handshake done and the server's
+// certificate verified, by `deadline`. Throws IoError naming the reason a handshake failed
+// ("certificate verify failed: ...", "server speaks plaintext"), TimeoutError, and
+// UsageError for a certificate, key or CA file it cannot use.
+std::unique_ptr<Transport> connect_tls(const Url& url, const TlsOptions& tls,
+                                       const Deadline& deadline, const std::string& where);
+
+// Whether the server at the redis:// `url` answers a TLS ClientHello in TLS (by `deadline`):
+// why a plaintext command got no answer from it. Never throws.
+bool speaks_tls(const Url& url, const Deadline& deadline, const std::string& where);
 
 } // namespace dlock::redis::detail

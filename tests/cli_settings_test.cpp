@@ -166,7 +166,11 @@ TEST_CASE("every setting takes its variable, and its key in a config file") {
                                                     {"kill_grace", "9s"},
                                                     {"fence_idle", "1d"},
                                                     {"db_busy_timeout", "7ms"},
-                                                    {"db_retry", "8s"}};
+                                                    {"db_retry", "8s"},
+                                                    {"tls_ca", "ca.pem"},
+                                                    {"tls_cert", "client.pem"},
+                                                    {"tls_key", "client.key"},
+                                                    {"tls_server_name", "redis.example"}};
     std::vector<std::string> env;
     std::string file;
     for (const auto& [key, value] : values) {

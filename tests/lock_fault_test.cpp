@@ -200,3 +200,21 @@ TEST_CASE("an ACL user limited to dlock's keys and commands can run every subcom
     CHECK(outside.err.find("NOPERM") != std::string::npos);
     CHECK(outside.err.find("acl-secret") == std::string::npos);
 }
+
+TEST_CASE("a read-only replica is refused with 69, naming its master, not with a raw READONLY") {
+    RedisServer master(RedisServer::Options{{}, true});
+    const std::string master_port = std::to_string(master.port());
+    RedisServer replica(RedisServer::Options{{"--replicaof", "127.0.0.1", master_port}, false});
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"acquire", "job"}, {"--json", "run", "job", "--", "true"}}) {
+        const ProcessResult result = run_dlock_at(replica.url(), args);
+        CAPTURE(result.err);
+        CHECK(result.exit_code == 69);
+        CHECK(result.err.find(
+                  replica.url() + " is a read-only replica of 127.0.0.1:" + master_port +
+                  "; point dlock at the master (or use redis+sentinel://)") != std::string::npos);
+        CHECK(line_count(result.err) == 1);
+        CHECK(result.err.find("READONLY") == std::string::npos);
+        CHECK(result.err.find("redis.call") == std::string::npos); // no script source
+    }
+}

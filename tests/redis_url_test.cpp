@@ -51,27 +51,23 @@ TEST_CASE("a unix socket URL may carry a user and password, and paths may hold '
     CHECK(parse_url("unix:///tmp/a@/b.sock").user.empty());
 }
 
+TEST_CASE("rediss:// is a TCP URL spoken over TLS") {
+    const Url url = parse_url("rediss://alice:s3cret@cache.example:6380/2");
+    CHECK(url.transport == Url::Transport::tls);
+    CHECK(url.host == "cache.example");
+    CHECK(url.port == 6380);
+    CHECK(url.db == 2);
+    CHECK(url.redacted() == "rediss://alice:***@cache.example:6380/2");
+    CHECK(parse_url("rediss://[::1]").redacted() == "rediss://[::1]:6379");
+}
+
 TEST_CASE("malformed Redis URLs are usage errors") {
-    for (const char* bad : {"",
-                            "localhost:6379",
-                            "http://x",
-                            "rediss://x",
-                            "redis://",
-                            "redis://host:",
-                            "redis://host:abc",
-                            "redis://host:70000",
-                            "redis://host:0",
-                            "redis://host:-1",
-                            "redis://host/abc",
-                            "redis://host/-1",
-                            "redis://[::1",
-                            "redis://[::1]x",
-                            "redis://u:%zz@host",
-                            "redis://u:%4@host",
-                            "unix://",
-                            "unix://relative/path",
-                            "unix:///tmp/s?database=1",
-                            "unix:///tmp/s?db=x"}) {
+    for (const char* bad :
+         {"", "localhost:6379", "http://x", "redis://", "redis://host:", "redis://host:abc",
+          "redis://host:70000", "redis://host:0", "redis://host:-1", "redis://host/abc",
+          "redis://host/-1", "redis://[::1", "redis://[::1]x", "redis://u:%zz@host",
+          "redis://u:%4@host", "unix://", "unix://relative/path", "unix:///tmp/s?database=1",
+          "unix:///tmp/s?db=x"}) {
         CAPTURE(bad);
         CHECK_THROWS_AS(parse_url(bad), dlock::UsageError);
     }

@@ -5,9 +5,11 @@
 _dlock() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local global_options="--redis --timeout --prefix --layout --json -v --verbose -q --quiet -E
-        --conflict-exit-code --db --config -h --help -V --version"
+        --conflict-exit-code --db --config --tls-ca --tls-cert --tls-key --tls-server-name -h
+        --help -V --version"
     # Options that take a value: the word after them is that value, not a subcommand.
     local with_value="--redis --timeout --prefix -E --conflict-exit-code --db --config --layout
+        --tls-ca --tls-cert --tls-key --tls-server-name
         --ttl --wait --owner --kill-grace -c --account --amount --idempotency-key --fence
         --lock-key --limit --db-busy-timeout --db-retry --hold"
     local ledger_options="--db-busy-timeout --db-retry"
@@ -38,7 +40,7 @@ _dlock() {
 
     # The value of an option: files where it names one, the fixed set where there is one.
     case $prev in
-    --db | --config)
+    --db | --config | --tls-ca | --tls-cert | --tls-key)
         compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -f -- "$cur"))
         return 0
@@ -52,7 +54,7 @@ _dlock() {
         return 0
         ;;
     --redis)
-        COMPREPLY=($(compgen -W "redis:// unix://" -- "$cur"))
+        COMPREPLY=($(compgen -W "redis:// rediss:// unix://" -- "$cur"))
         compopt -o nospace 2>/dev/null
         return 0
         ;;

@@ -25,7 +25,11 @@ complete -c dlock -n $no_command -a verify -d 'Check every balance against its j
 complete -c dlock -n $no_command -a invoice -d 'Create or process invoices'
 
 # Global options, before or after the subcommand.
-complete -c dlock -l redis -x -a 'redis:// unix://' -d 'Redis URL (or DLOCK_REDIS_URL)'
+complete -c dlock -l redis -x -a 'redis:// rediss:// unix://' -d 'Redis URL (or DLOCK_REDIS_URL)'
+complete -c dlock -l tls-ca -r -F -d 'rediss://: CA certificates to verify the server with'
+complete -c dlock -l tls-cert -r -F -d 'rediss://: client certificate'
+complete -c dlock -l tls-key -r -F -d 'rediss://: private key of the client certificate'
+complete -c dlock -l tls-server-name -x -d 'rediss://: name the server certificate must carry'
 complete -c dlock -l timeout -x -d 'Connect and command timeout (DUR)'
 complete -c dlock -l prefix -x -d 'Namespace of every Redis key'
 complete -c dlock -l json -d 'Print exactly one JSON object on stdout'

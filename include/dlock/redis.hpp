@@ -23,9 +23,10 @@ class Transport;
 struct Deadline;
 } // namespace detail
 
-// redis://[user[:password]@]host[:port][/db]  or  unix://[user[:password]@]/path/to/sock[?db=N]
+// redis://[user[:password]@]host[:port][/db], rediss://... (the same over TLS) or
+// unix://[user[:password]@]/path/to/sock[?db=N]
 struct Url {
-    enum class Transport { tcp, unix_socket };
+    enum class Transport { tcp, tls, unix_socket };
     Transport transport = Transport::tcp;
     std::string host = "127.0.0.1";
     int port = 6379;
@@ -44,14 +45,29 @@ inline constexpr Millis default_timeout{3000};
 // The forms a Redis URL takes, as usage messages show them. Its "[user[:password]@]" is a
 // placeholder, not a password: messages mask every other "user:password@".
 inline constexpr std::string_view url_forms =
-    "redis://[user[:password]@]host[:port][/db] or unix://[user[:password]@]/path/to/socket[?db=N]";
+    "redis://[user[:password]@]host[:port][/db], rediss://... (TLS) or "
+    "unix://[user[:password]@]/path/to/socket[?db=N]";
 
 // Throws UsageError for a malformed URL, and for a unix socket path longer than a socket
 // address holds (107 bytes). The password is never part of the message.
 Url parse_url(std::string_view text);
 
+// How a rediss:// connection proves whom it talks to. The server's certificate is always
+// verified: against the system's CA store, or `ca_file` when given.
+struct TlsOptions {
+    std::string ca_file;     // PEM: the CA (or CAs) that signed the server's certificate
+    std::string cert_file;   // PEM: a client certificate, for servers with tls-auth-clients
+    std::string key_file;    // PEM: its private key
+    std::string server_name; // the name the certificate must carry, when not the URL's host
+
+    bool empty() const {
+        return ca_file.empty() && cert_file.empty() && key_file.empty() && server_name.empty();
+    }
+};
+
 struct Options {
     Url url;
+    TlsOptions tls; // for rediss:// only
     // Bounds the connect, and each call (a command or a pipeline, with its reply) as a whole:
     // a peer that trickles its answer cannot stretch a call past it.
     Millis timeout = default_timeout;
@@ -154,6 +170,7 @@ private:
     std::vector<Reply> exchange(std::size_t count, const detail::Deadline& deadline);
     Reply next_reply(const detail::Deadline& deadline);
     void check_answer(const Reply& reply) const;
+    std::string master_of_replica();
 
     struct ReaderDeleter {
         void operator()(redisReader* reader) const;
@@ -162,7 +179,9 @@ private:
     std::unique_ptr<redisReader, ReaderDeleter> reader_;
     std::string output_; // commands appended, not sent yet
     std::string where_;  // redacted URL, for messages
+    Url url_;
     Millis timeout_;
+    bool answered_ = false; // the server has sent a reply: it speaks RESP
     int pending_setup_replies_ = 0;
     bool broken_ = false; // a call failed half-way: replies may be out of step with commands
 };

@@ -26,12 +26,29 @@ void add_global_options(CLI::App& app, Invocation& inv) {
     global.conflict_exit_code = std::stoi(settings.value("conflict_exit_code"));
     global.db = settings.value("db");
     global.fence_idle = settings.value("fence_idle");
+    global.tls_ca = settings.value("tls_ca");
+    global.tls_cert = settings.value("tls_cert");
+    global.tls_key = settings.value("tls_key");
+    global.tls_server_name = settings.value("tls_server_name");
 
     app.add_option("--redis", global.redis_url,
-                   "Redis URL: redis://[user[:password]@]host[:port][/db] or "
+                   "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS) or "
                    "unix:///path/to/socket[?db=N]")
         ->type_name("URL")
         ->capture_default_str();
+    app.add_option("--tls-ca", global.tls_ca,
+                   "rediss://: verify the server against the CA certificates in FILE (PEM) "
+                   "instead of the system's")
+        ->type_name("FILE");
+    app.add_option("--tls-cert", global.tls_cert,
+                   "rediss://: present the client certificate in FILE (PEM; with --tls-key)")
+        ->type_name("FILE");
+    app.add_option("--tls-key", global.tls_key, "rediss://: the private key of --tls-cert (PEM)")
+        ->type_name("FILE");
+    app.add_option("--tls-server-name", global.tls_server_name,
+                   "rediss://: the name the server's certificate must carry, when not the URL's "
+                   "host")
+        ->type_name("NAME");
     app.add_option("--timeout", global.timeout,
                    "Connect and command timeout; also connecting to a PostgreSQL ledger (DUR)")
         ->type_name("DUR")
@@ -82,6 +99,7 @@ LockConfig lock_config(const GlobalOptions& global, Identity identity) {
     LockConfig config;
     config.identity = std::move(identity);
     config.url = global.redis_url;
+    config.tls = {global.tls_ca, global.tls_cert, global.tls_key, global.tls_server_name};
     config.timeout = parse_positive_duration(global.timeout);
     config.prefix = global.prefix;
     config.layout = parse_layout(global.layout);

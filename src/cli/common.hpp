@@ -25,6 +25,10 @@ struct GlobalOptions {
     int conflict_exit_code = exit_code::conflict;
     std::string db = "dlock-ledger.db"; // the ledger; only ledger commands open it
     std::string config_file;            // --config: read before parsing (settings.hpp)
+    std::string tls_ca;                 // rediss:// only: --tls-ca, --tls-cert, ...
+    std::string tls_cert;
+    std::string tls_key;
+    std::string tls_server_name;
     // Settings without a flag of their own.
     std::string redis_password;
     std::string db_password;

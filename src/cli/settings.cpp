@@ -23,6 +23,7 @@ enum class Kind {
     prefix,
     layout,
     path,
+    name,
     flag
 };
 
@@ -49,6 +50,10 @@ const std::vector<Definition>& definitions() {
         {"fence_idle", Kind::positive_duration, duration_text(default_fence_idle)},
         {"db_busy_timeout", Kind::duration, duration_text(LedgerOptions{}.sqlite.busy_timeout)},
         {"db_retry", Kind::duration, duration_text(LedgerOptions{}.sqlite.retry_deadline)},
+        {"tls_ca", Kind::path, ""},
+        {"tls_cert", Kind::path, ""},
+        {"tls_key", Kind::path, ""},
+        {"tls_server_name", Kind::name, ""},
     };
     return table;
 }
@@ -72,6 +77,7 @@ void check(Kind kind, const std::string& value) {
         return;
     case Kind::password:
     case Kind::path:
+    case Kind::name:
         if (value.empty())
             throw UsageError("must not be empty");
         return;
