@@ -572,10 +572,16 @@ TEST_CASE("a guardian killed before the command starts makes dlock run refuse to
     Child dlock(
         dlock_argv({"--redis", server.url(), "run", "k", "--wait", "20s", "--", "touch", marker}));
     REQUIRE(server.wait_for_blocked_clients(1, 10s)); // waiting, its guardian already forked
+    // Forked, but it names itself a moment later: look until it has.
     pid_t guardian = -1;
-    for (const pid_t child : children_of(dlock.pid()))
-        if (process_name(child) == "dlock-guardian")
-            guardian = child;
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    while (guardian < 0 && std::chrono::steady_clock::now() < give_up) {
+        for (const pid_t child : children_of(dlock.pid()))
+            if (process_name(child) == "dlock-guardian")
+                guardian = child;
+        if (guardian < 0)
+            std::this_thread::sleep_for(10ms);
+    }
     REQUIRE(guardian > 0);
     kill(guardian, SIGKILL);
     REQUIRE(exits_within(guardian, 5s));
