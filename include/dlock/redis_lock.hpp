@@ -31,10 +31,16 @@ struct LockKeys {
     std::string waiting;
     std::string wake;
     std::string channel;
+    std::string queue;
+    std::string queued;
 };
 // Braces and '%' in KEY are percent-encoded, so the hash tag is always exactly {KEY}.
 LockKeys lock_keys(std::string_view prefix, std::string_view key);
 LockKeys lock_keys(KeyLayout layout, std::string_view prefix, std::string_view key);
+
+// How long a waiter handed the lock by a release has to take it up before it passes to the next
+// waiter: a third of the TTL it asked for, at least 100 ms and at most 1 s.
+Millis hand_off_window(Millis ttl);
 
 // What a RedisLock needs besides the connection.
 struct RedisLockSettings {
@@ -72,6 +78,8 @@ private:
     std::string names_matching(std::string_view pattern) const;
     // Whether the server sends keyspace notifications of deletions and expiries (asked once).
     bool notifies_releases();
+    // Takes a waiter whose wait ran out out of the queue.
+    void leave_queue(const LockKeys& keys, const std::string& token);
 
     redis::Options options_;
     RedisLockSettings settings_;
