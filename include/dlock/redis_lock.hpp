@@ -7,13 +7,19 @@
 //                         the lease as its TTL
 //   PREFIX{KEY}:fence     the fencing counter; expires after the fence idle period
 //   PREFIX{KEY}:waiting   set by an attempt that found the lock held: someone may wait (60s)
-//   PREFIX{KEY}:wake      a list a release pushes one wake-up onto when someone may wait;
-//                         waiters BLPOP it (60s)
+//   PREFIX{KEY}:wake      a list a release pushes one wake-up onto when someone may wait but
+//                         nobody queues (60s)
+//   PREFIX{KEY}:queue     the waiters' owner tokens, first come first (65s after the last
+//                         waiter's attempt)
+//   PREFIX{KEY}:queued    a hash: each waiter's deadline and hand-off window (as the queue)
+//   PREFIX{KEY}:wake:TOKEN  a waiter's own wake list, which it BLPOPs: a hand-off pushes onto
+//                         it (60s)
 //   PREFIX{KEY}:events    the pub/sub channel every change is announced on (acquired,
 //                         extended, released, force-released), for watchers
 // In the plain layout the lock is PREFIX + KEY exactly, holding the bare owner, and the other
-// names are PREFIX + KEY + ":dlock:holder", ":dlock:fence", ":dlock:waiting", ":dlock:wake"
-// and ":dlock:events": the app that shares the lock reads and writes only the lock itself.
+// names are PREFIX + KEY + ":dlock:holder", ":dlock:fence", ":dlock:waiting", ":dlock:wake",
+// ":dlock:queue", ":dlock:queued", ":dlock:wake:TOKEN" and ":dlock:events": the app that shares
+// the lock reads and writes only the lock itself.
 #pragma once
 
 #include "dlock/lock.hpp"
