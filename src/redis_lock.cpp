@@ -12,7 +12,8 @@ namespace dlock {
 namespace {
 
 // Every script gets the same KEYS, all in one hash slot: 1 lock, 2 holder, 3 fence, 4 waiting,
-// 5 wake list. Times are the server's (TIME), so ages read the same from every host.
+// 5 wake list, 6 queue, 7 queued. Times are the server's (TIME), so ages read the same from every
+// host.
 constexpr std::string_view now_ms_lua = R"lua(
 local function now_ms()
   local now = redis.call('TIME')
@@ -20,55 +21,150 @@ local function now_ms()
 end
 )lua";
 
-// Takes the lock, records its holder and issues the next fencing token, atomically. A missing
-// counter (first use, idle past its TTL, or a Redis that restarted empty) starts from the
-// server's clock in microseconds, so tokens keep increasing: the counter moves by one per
-// acquisition, the clock by a million per second. A counter someone overwrote with something
-// INCR cannot count is reported ({-1, what it holds}) before anything is written: a script that
-// fails half-way is not rolled back. A refused attempt marks that someone may wait, so the
-// next release leaves a wake-up.
-// ARGV: 1 token, 2 ttl ms, 3 fence TTL ms, 4 host, 5 pid, 6 user, 7 command, 8 waiting ms,
-// 9 the events channel.
-constexpr std::string_view acquire_body = R"lua(
-local readable, fence = pcall(redis.call, 'GET', KEYS[3])
-if not readable then return {-1, 'a value of type ' .. redis.call('TYPE', KEYS[3])['ok']} end
-if fence and (#fence > 18 or not string.match(fence, '^%d+$')) then return {-1, fence} end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+// The strict queue. KEYS[6] lists the owner tokens of waiting block() calls, first come first;
+// KEYS[7] maps each to 'deadline_ms:window_ms': the server time by which its next attempt is due
+// (else it is taken for dead) and its hand-off window. A waiter's personal wake list is KEYS[5]
+// followed by ':' and its token (same hash tag).
+//
+// The fencing counter: a missing one (first use, idle past its TTL, or a Redis that restarted
+// empty) starts from the server's clock in microseconds, so tokens keep increasing: the counter
+// moves by one per acquisition, the clock by a million per second.
+//
+// hand_over gives a free lock to the first live waiter: the lock becomes that waiter's (for its
+// hand-off window, until its attempt takes it up), the next fencing token is issued for it and
+// kept in the holder record, and its wake list gets a wake-up. The next two waiters are woken
+// too, so that they time their next attempt to the end of that window: a waiter that never takes
+// the lock up passes it on by then. A counter INCR cannot count hands nothing over: the waiters'
+// own attempts report it. A waiter dropped from the queue (taken for dead, or handed the lock
+// and not taking it up) finds a wake-up on its list should it come back (a stopped process
+// continued), so it queues again at once; an unclaimed one goes with the list's TTL.
+constexpr std::string_view queue_lua = R"lua(
+local function fence_counter()
+  local readable, fence = pcall(redis.call, 'GET', KEYS[3])
+  if not readable then return false, 'a value of type ' .. redis.call('TYPE', KEYS[3])['ok'] end
+  if fence and (#fence > 18 or not string.match(fence, '^%d+$')) then return false, fence end
+  return true, fence
+end
+local function next_fence(fence)
   if not fence then
     local now = redis.call('TIME')
     redis.call('SET', KEYS[3], now[1] .. string.format('%06d', tonumber(now[2])))
   end
-  local token = redis.call('INCR', KEYS[3])
+  return redis.call('INCR', KEYS[3])
+end
+local function wake(waiter, wake_ms)
+  local list = KEYS[5] .. ':' .. waiter
+  redis.call('RPUSH', list, 1)
+  redis.call('PEXPIRE', list, wake_ms)
+end
+local function queue_head(now, wake_ms)
+  while true do
+    local head = redis.call('LINDEX', KEYS[6], 0)
+    if not head then return nil end
+    local entry = redis.call('HGET', KEYS[7], head)
+    if entry then
+      local deadline, window = string.match(entry, '^(%d+):(%d+)$')
+      if deadline and tonumber(deadline) >= now then return head, tonumber(window) end
+    end
+    redis.call('LPOP', KEYS[6])
+    redis.call('HDEL', KEYS[7], head)
+    wake(head, wake_ms)
+  end
+end
+local function hand_over(now, fence_idle_ms, wake_ms)
+  local head, window = queue_head(now, wake_ms)
+  if not head then return false end
+  local countable, fence = fence_counter()
+  if not countable then return false end
+  local token = next_fence(fence)
+  redis.call('PEXPIRE', KEYS[3], window + tonumber(fence_idle_ms))
+  redis.call('LPOP', KEYS[6])
+  redis.call('HDEL', KEYS[7], head)
+  redis.call('SET', KEYS[1], head, 'PX', window)
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'owner', head, 'fence', token)
+  redis.call('PEXPIRE', KEYS[2], window)
+  local woken = redis.call('LRANGE', KEYS[6], 0, 1)
+  table.insert(woken, 1, head)
+  for _, waiter in ipairs(woken) do wake(waiter, wake_ms) end
+  return true
+end
+)lua";
+
+// Takes the lock, records its holder and issues the next fencing token, atomically: when it is
+// free and nobody queues ahead, or when a release handed it to this waiter (its token is the
+// lock's value; the fence was issued then). A free lock that others queue for goes to the first
+// of them instead. A counter someone overwrote with something INCR cannot count is reported
+// ({-1, what it holds}) before anything is written: a script that fails half-way is not rolled
+// back. A refused attempt marks that someone may wait; a refused attempt of block() also queues
+// its waiter, or renews its place, with a deadline one window past its next attempt.
+// ARGV: 1 token, 2 ttl ms, 3 fence TTL ms, 4 host, 5 pid, 6 user, 7 command, 8 waiting ms,
+// 9 the events channel, 10 the hand-off window ms (empty: do not queue), 11 the longest wait
+// before the next attempt ms, 12 fence idle ms.
+constexpr std::string_view acquire_body = R"lua(
+local countable, fence = fence_counter()
+if not countable then return {-1, fence} end
+local now = tonumber(now_ms())
+local holder = redis.call('GET', KEYS[1])
+local token = nil
+if holder == ARGV[1] then
+  token = tonumber(redis.call('HGET', KEYS[2], 'owner') == ARGV[1] and
+                   redis.call('HGET', KEYS[2], 'fence')) or next_fence(fence)
+  redis.call('DEL', KEYS[5] .. ':' .. ARGV[1])
+elseif not holder then
+  local head = queue_head(now, ARGV[8])
+  if head == nil or head == ARGV[1] then
+    if head then
+      redis.call('LPOP', KEYS[6])
+      redis.call('HDEL', KEYS[7], head)
+    end
+    token = next_fence(fence)
+  else
+    hand_over(now, ARGV[12], ARGV[8])
+  end
+end
+if token then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   redis.call('PEXPIRE', KEYS[3], ARGV[3])
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[2], 'owner', ARGV[1], 'host', ARGV[4], 'pid', ARGV[5], 'user', ARGV[6],
-             'command', ARGV[7], 'since_ms', now_ms(), 'renewals', 0)
+             'command', ARGV[7], 'since_ms', now_ms(), 'renewals', 0, 'fence', token)
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
   redis.call('PUBLISH', ARGV[9], 'acquired')
   return {1, token}
 end
+local pttl = redis.call('PTTL', KEYS[1])
+if ARGV[10] ~= '' then
+  local next_attempt = tonumber(ARGV[11])
+  if pttl >= 0 and pttl < next_attempt then next_attempt = pttl end
+  local entry = string.format('%d:%d', now + next_attempt + tonumber(ARGV[10]), tonumber(ARGV[10]))
+  if redis.call('HSET', KEYS[7], ARGV[1], entry) == 1 then redis.call('RPUSH', KEYS[6], ARGV[1]) end
+  redis.call('PEXPIRE', KEYS[6], ARGV[8])
+  redis.call('PEXPIRE', KEYS[7], ARGV[8])
+end
 redis.call('SET', KEYS[4], 1, 'PX', ARGV[8])
-return {0, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+return {0, pttl, redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 )lua";
 
 // Shared by every script that frees a lock (ARGV[1]: how long an unclaimed wake-up stays,
-// ARGV[2]: the events channel, told `event`). When someone may wait, it leaves exactly one wake-up
-// on the wake list: Redis hands it to the waiter blocked longest, and only that one wakes (see
-// block()); it stays a while, so a waiter that was about to block still sees it. When nobody
-// waits, nothing is left behind.
+// ARGV[2]: the events channel, told `event`). The first live queued waiter gets the lock at once
+// (hand_over). With nobody queued but someone who may wait (a client that waits on the shared
+// wake list), it leaves exactly one wake-up there; it stays a while, so a waiter that was about
+// to block still sees it. When nobody waits, nothing is left behind.
 constexpr std::string_view free_and_wake_one = R"lua(
-local function free_and_wake_one(event)
+local function free_and_wake_one(event, fence_idle_ms)
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[5])
+  redis.call('PUBLISH', ARGV[2], event)
+  if hand_over(tonumber(now_ms()), fence_idle_ms, ARGV[1]) then return end
   if redis.call('EXISTS', KEYS[4]) == 1 then
     redis.call('RPUSH', KEYS[5], 1)
     redis.call('PEXPIRE', KEYS[5], ARGV[1])
   end
-  redis.call('PUBLISH', ARGV[2], event)
 end
 )lua";
 
 // release (ARGV[4] empty) and extend (ARGV[4] the new TTL, ARGV[5] the fence's), only for the
-// owner ARGV[3]. 1: done, 0: not held, -1: held by another owner.
+// owner ARGV[3]; ARGV[6] the fence idle period. 1: done, 0: not held, -1: held by another owner.
 constexpr std::string_view owner_checked_body = R"lua(
 local holder = redis.call('GET', KEYS[1])
 if holder ~= ARGV[3] then
@@ -76,7 +172,7 @@ if holder ~= ARGV[3] then
   return 0
 end
 if ARGV[4] == '' then
-  free_and_wake_one('released')
+  free_and_wake_one('released', ARGV[6])
 else
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   if redis.call('HGET', KEYS[2], 'owner') == ARGV[3] then
@@ -90,8 +186,9 @@ end
 return 1
 )lua";
 
-// ARGV[3]: the owner that must still hold it, or empty for anyone. {0}: not held; {1 or -1
-// (held by another owner, left alone), owner, PTTL, holder record, now}.
+// ARGV[3]: the owner that must still hold it, or empty for anyone; ARGV[4] the fence idle
+// period. {0}: not held; {1 or -1 (held by another owner, left alone), owner, PTTL, holder
+// record, now}.
 constexpr std::string_view force_release_body = R"lua(
 local holder = redis.call('GET', KEYS[1])
 if not holder then return {0} end
@@ -100,8 +197,18 @@ if ARGV[3] ~= '' and holder ~= ARGV[3] then
   answer[1] = -1
   return answer
 end
-free_and_wake_one('force-released')
+free_and_wake_one('force-released', ARGV[4])
 return answer
+)lua";
+
+// A waiter whose wait ran out leaves the queue (ARGV[3] its token, ARGV[4] the fence idle
+// period). Had the lock been handed to it meanwhile, it passes on to the next waiter.
+constexpr std::string_view leave_queue_body = R"lua(
+redis.call('LREM', KEYS[6], 0, ARGV[3])
+redis.call('HDEL', KEYS[7], ARGV[3])
+redis.call('DEL', KEYS[5] .. ':' .. ARGV[3])
+if redis.call('GET', KEYS[1]) == ARGV[3] then free_and_wake_one('released', ARGV[4]) end
+return 1
 )lua";
 
 constexpr std::string_view status_body = R"lua(
@@ -116,11 +223,13 @@ std::string script(std::initializer_list<std::string_view> parts) {
     return text;
 }
 
-const std::string acquire_script = script({now_ms_lua, acquire_body});
+const std::string acquire_script = script({now_ms_lua, queue_lua, acquire_body});
 const std::string owner_checked_script =
-    script({now_ms_lua, free_and_wake_one, owner_checked_body});
+    script({now_ms_lua, queue_lua, free_and_wake_one, owner_checked_body});
 const std::string force_release_script =
-    script({now_ms_lua, free_and_wake_one, force_release_body});
+    script({now_ms_lua, queue_lua, free_and_wake_one, force_release_body});
+const std::string leave_queue_script =
+    script({now_ms_lua, queue_lua, free_and_wake_one, leave_queue_body});
 const std::string status_script = script({now_ms_lua, status_body});
 
 // How long a wake-up nobody took stays on the wake list.
@@ -243,21 +352,49 @@ LockStatus lock_status(const redis::ReplyView answer, const std::string& fence_k
     return result;
 }
 
-// The acquire script's EVAL, with the strings it points into.
+// The acquire script's EVAL, with the strings it points into. A waiter's attempts queue it
+// (`queue`), saying how long it may wait before its next one (`next_attempt`).
 struct AcquireCommand {
     AcquireCommand(const LockKeys& keys, const std::string& token, Millis ttl, Millis fence_idle,
                    const Identity& who)
-        : ttl_ms(std::to_string(ttl.count())),
+        : keys(keys), token(token), who(who), ttl_ms(std::to_string(ttl.count())),
           fence_ttl_ms(std::to_string((ttl + fence_idle).count())),
-          pid(std::to_string(who.pid)), args{"EVAL",      acquire_script, "5",          keys.lock,
-                                             keys.holder, keys.fence,     keys.waiting, keys.wake,
-                                             token,       ttl_ms,         fence_ttl_ms, who.host,
-                                             pid,         who.user,       who.command,  waiting_ms,
-                                             keys.channel} {}
+          fence_idle_ms(std::to_string(fence_idle.count())), pid(std::to_string(who.pid)),
+          window_ms(std::to_string(hand_off_window(ttl).count())) {}
+    std::vector<std::string_view> args(bool queue = false, Millis next_attempt = Millis{0}) {
+        next_attempt_ms = std::to_string(next_attempt.count());
+        return {"EVAL",
+                acquire_script,
+                "7",
+                keys.lock,
+                keys.holder,
+                keys.fence,
+                keys.waiting,
+                keys.wake,
+                keys.queue,
+                keys.queued,
+                token,
+                ttl_ms,
+                fence_ttl_ms,
+                who.host,
+                pid,
+                who.user,
+                who.command,
+                waiting_ms,
+                keys.channel,
+                queue ? std::string_view(window_ms) : std::string_view(),
+                next_attempt_ms,
+                fence_idle_ms};
+    }
+    const LockKeys& keys;
+    const std::string& token;
+    const Identity& who;
     std::string ttl_ms;
     std::string fence_ttl_ms;
+    std::string fence_idle_ms;
     std::string pid;
-    std::vector<std::string_view> args;
+    std::string window_ms;
+    std::string next_attempt_ms;
 };
 
 AcquireResult acquire_result(const redis::ReplyView answer, const LockKeys& keys,
@@ -281,7 +418,7 @@ AcquireResult acquire_result(const redis::ReplyView answer, const LockKeys& keys
 }
 
 std::vector<std::string_view> all_keys(const LockKeys& keys) {
-    return {keys.lock, keys.holder, keys.fence, keys.waiting, keys.wake};
+    return {keys.lock, keys.holder, keys.fence, keys.waiting, keys.wake, keys.queue, keys.queued};
 }
 
 // A glob that matches `text` literally.
@@ -313,6 +450,10 @@ std::string percent_decoded(std::string_view text) {
 
 } // namespace
 
+Millis hand_off_window(Millis ttl) {
+    return std::clamp(ttl / 3, Millis{100}, Millis{1'000});
+}
+
 LockKeys lock_keys(std::string_view prefix, std::string_view key) {
     return lock_keys(KeyLayout::dlock, prefix, key);
 }
@@ -322,11 +463,11 @@ LockKeys lock_keys(KeyLayout layout, std::string_view prefix, std::string_view k
         const std::string lock = std::string(prefix) + std::string(key);
         const std::string side = lock + ":dlock:";
         return LockKeys{lock,          side + "holder", side + "fence", side + "waiting",
-                        side + "wake", side + "events"};
+                        side + "wake", side + "events", side + "queue", side + "queued"};
     }
     std::string lock = std::string(prefix) + "{" + percent_encode_braces(key) + "}";
     return LockKeys{lock,           lock + ":holder", lock + ":fence", lock + ":waiting",
-                    lock + ":wake", lock + ":events"};
+                    lock + ":wake", lock + ":events", lock + ":queue", lock + ":queued"};
 }
 
 RedisLock::RedisLock(const redis::Options& options, RedisLockSettings settings)
@@ -360,9 +501,9 @@ std::string RedisLock::fence_resource(std::string_view key) const {
 AcquireResult RedisLock::try_acquire(std::string_view key, Millis ttl) {
     const LockKeys keys = keys_of(key);
     const std::string token = new_owner_token();
-    const AcquireCommand acquire(keys, token, ttl, settings_.fence_idle, settings_.identity);
+    AcquireCommand acquire(keys, token, ttl, settings_.fence_idle, settings_.identity);
     const auto sent = std::chrono::steady_clock::now();
-    return acquire_result(connection_.command(acquire.args).view(), keys, token, ttl, sent);
+    return acquire_result(connection_.command(acquire.args()).view(), keys, token, ttl, sent);
 }
 
 bool RedisLock::notifies_releases() {
@@ -386,32 +527,39 @@ bool RedisLock::notifies_releases() {
     return *notifies_releases_;
 }
 
-// Waiting happens in Redis: BLPOP on the lock's wake list, with the next attempt pipelined
-// right behind it on the same connection. A release pushes one wake-up; Redis hands it to the
-// waiter that has been blocked longest and runs that waiter's attempt at once, so the lock
-// passes in one hop, without a round trip back to the waiter and without waking the others.
-// An expiry pushes nothing: a waiter also stops blocking when the holder's remaining TTL runs
-// out (within Redis's timer tick), and its queued attempt then finds the lock free.
+// Waiting happens in Redis, in a strict queue. The first attempt that finds the lock held (or
+// others queued for it) queues this waiter; then it BLPOPs its own wake list, with its next
+// attempt pipelined right behind it on the same connection. A release hands the lock to the
+// first live waiter inside the release script and pushes a wake-up onto that waiter's list, so
+// its queued attempt runs at once and takes the lock up: one hop, without a round trip back to
+// the waiter and without waking those behind it. An expiry pushes nothing: a waiter also stops
+// blocking when the holder's remaining TTL runs out (within Redis's timer tick), and its attempt
+// then takes the lock, or hands it to the first in the queue.
+//
+// Each attempt renews the waiter's place until one window past the longest it may block
+// before its next one; a waiter that stops attempting (killed, stopped) loses its place then.
+// A waiter whose wait runs out leaves the queue.
 //
 // In the plain layout an app releases the lock without a wake-up: the waiter subscribes to the
 // lock's keyspace notifications when the server sends them, and retries at each one; otherwise
-// it caps each BLPOP at a jittered 30-50 ms, so a foreign release is seen within 50 ms.
+// it caps each wait at a jittered 30-50 ms, so a foreign release is seen within 50 ms.
 AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
                                const WaitObserver& observer) {
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
     const LockKeys keys = keys_of(key);
     const std::string token = new_owner_token();
-    const AcquireCommand acquire(keys, token, ttl, settings_.fence_idle, settings_.identity);
+    AcquireCommand acquire(keys, token, ttl, settings_.fence_idle, settings_.identity);
     const bool plain = settings_.layout == KeyLayout::plain;
+    const bool waits = wait.count() > 0;
 
     // Plain layout: a second connection, subscribed before the first attempt so that no
     // release falls between the two, hears dlock's own releases on the events channel and, when
     // the server sends them, every change of the key; without those it times out every 30-50 ms
     // (a BLPOP cannot: Redis ends blocked commands on its 100 ms timer tick).
     std::optional<redis::Connection> changes;
-    const bool notified = plain && wait.count() > 0 && notifies_releases();
-    if (plain && wait.count() > 0) {
+    const bool notified = plain && waits && notifies_releases();
+    if (plain && waits) {
         changes.emplace(options_);
         changes->send({"SUBSCRIBE", keys.channel});
         if (notified)
@@ -422,22 +570,33 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
                                         : notified ? "keyspace notifications"
                                                    : "a poll every 50 ms";
 
-    AcquireResult result =
-        acquire_result(connection_.command(acquire.args).view(), keys, token, ttl, start);
-    if (result.acquired() || wait.count() <= 0)
+    const auto deadline = wait == wait_forever ? clock::time_point::max() : start + wait;
+    const Millis longest_sleep = observer ? progress_interval : longest_blocking_wait;
+    // The longest this waiter may block before its next attempt, as that attempt tells Redis.
+    const auto next_attempt = [&] {
+        if (deadline == clock::time_point::max())
+            return longest_sleep;
+        return std::clamp(std::chrono::ceil<Millis>(deadline - clock::now()), Millis{0},
+                          longest_sleep);
+    };
+    AcquireResult result = acquire_result(
+        connection_.command(acquire.args(waits, next_attempt())).view(), keys, token, ttl, start);
+    if (result.acquired() || !waits)
         return result;
 
+    const std::string own_wake = keys.wake + ":" + token;
     std::minstd_rand jitter{std::random_device{}()};
-    const auto deadline = wait == wait_forever ? clock::time_point::max() : start + wait;
     for (;;) {
         const auto left = std::chrono::ceil<Millis>(deadline - clock::now());
-        if (left.count() <= 0)
+        if (left.count() <= 0) {
+            leave_queue(keys, token);
             return result;
+        }
         if (observer)
             observer({noticed_by, std::chrono::floor<Millis>(clock::now() - start), wait,
                       result.holder_ttl, result.holder});
         // A holder without a TTL (not dlock's) frees the lock only by a release, which wakes us.
-        Millis sleep = std::min(left, observer ? progress_interval : longest_blocking_wait);
+        Millis sleep = std::min(left, longest_sleep);
         if (result.holder_ttl)
             sleep = std::min(sleep, std::max(*result.holder_ttl, Millis{1}));
         const auto sent = clock::now();
@@ -446,12 +605,12 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
                 sleep = std::min(sleep, Millis{std::uniform_int_distribution<Millis::rep>{
                                             30, foreign_release_poll.count()}(jitter)});
             changes->receive(sleep); // a release or change of the key, or the time is up
-            result = acquire_result(connection_.command(acquire.args).view(), keys, token, ttl,
-                                    clock::now());
+            result = acquire_result(connection_.command(acquire.args(true, next_attempt())).view(),
+                                    keys, token, ttl, clock::now());
         } else {
             const std::string seconds = blpop_timeout(sleep);
-            const std::vector<redis::Reply> replies =
-                connection_.pipeline({{"BLPOP", keys.wake, seconds}, acquire.args}, sleep);
+            const std::vector<redis::Reply> replies = connection_.pipeline(
+                {{"BLPOP", own_wake, seconds}, acquire.args(true, next_attempt())}, sleep);
             result = acquire_result(replies[1].view(), keys, token, ttl, sent);
         }
         if (result.acquired())
@@ -459,11 +618,23 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
     }
 }
 
+// Best effort: a waiter that cannot tell Redis it left loses its place by its deadline anyway.
+void RedisLock::leave_queue(const LockKeys& keys, const std::string& token) {
+    try {
+        const std::string fence_idle_ms = std::to_string(settings_.fence_idle.count());
+        connection_.eval(leave_queue_script, all_keys(keys),
+                         {unclaimed_wake_up_ms, keys.channel, token, fence_idle_ms});
+    } catch (const redis::RedisError&) {
+    }
+}
+
 OwnerCheck RedisLock::release(std::string_view key, std::string_view token) {
     const LockKeys keys = keys_of(key);
     validate_owner(token, settings_.layout);
-    const redis::Reply reply = connection_.eval(owner_checked_script, all_keys(keys),
-                                                {unclaimed_wake_up_ms, keys.channel, token, ""});
+    const std::string fence_idle_ms = std::to_string(settings_.fence_idle.count());
+    const redis::Reply reply =
+        connection_.eval(owner_checked_script, all_keys(keys),
+                         {unclaimed_wake_up_ms, keys.channel, token, "", "", fence_idle_ms});
     return to_owner_check(reply.view().integer());
 }
 
@@ -472,9 +643,10 @@ OwnerCheck RedisLock::extend(std::string_view key, std::string_view token, Milli
     validate_owner(token, settings_.layout);
     const std::string ttl_ms = std::to_string(ttl.count());
     const std::string fence_ttl_ms = std::to_string((ttl + settings_.fence_idle).count());
-    const redis::Reply reply =
-        connection_.eval(owner_checked_script, all_keys(keys),
-                         {unclaimed_wake_up_ms, keys.channel, token, ttl_ms, fence_ttl_ms});
+    const std::string fence_idle_ms = std::to_string(settings_.fence_idle.count());
+    const redis::Reply reply = connection_.eval(
+        owner_checked_script, all_keys(keys),
+        {unclaimed_wake_up_ms, keys.channel, token, ttl_ms, fence_ttl_ms, fence_idle_ms});
     return to_owner_check(reply.view().integer());
 }
 
@@ -483,9 +655,10 @@ ForceReleaseResult RedisLock::force_release(std::string_view key,
     const LockKeys keys = keys_of(key);
     if (only_owner)
         validate_owner(*only_owner, settings_.layout);
-    const redis::Reply reply =
-        connection_.eval(force_release_script, all_keys(keys),
-                         {unclaimed_wake_up_ms, keys.channel, only_owner.value_or("")});
+    const std::string fence_idle_ms = std::to_string(settings_.fence_idle.count());
+    const redis::Reply reply = connection_.eval(
+        force_release_script, all_keys(keys),
+        {unclaimed_wake_up_ms, keys.channel, only_owner.value_or(""), fence_idle_ms});
     const redis::ReplyView answer = reply.view();
     ForceReleaseResult result;
     if (answer[0].integer() == 0)
@@ -539,8 +712,8 @@ std::vector<LockListing> RedisLock::list(std::string_view pattern) {
             batch_names.push_back(lock_keys(settings_.layout, settings_.prefix, batch_keys.back()));
         }
         for (const LockKeys& k : batch_names)
-            commands.push_back(
-                {"EVAL", status_script, "5", k.lock, k.holder, k.fence, k.waiting, k.wake});
+            commands.push_back({"EVAL", status_script, "7", k.lock, k.holder, k.fence, k.waiting,
+                                k.wake, k.queue, k.queued});
         const std::vector<redis::Reply> replies = connection_.pipeline(commands);
         for (std::size_t i = 0; i < replies.size(); ++i) {
             LockStatus status = lock_status(replies[i].view(), batch_names[i].fence);

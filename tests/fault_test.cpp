@@ -480,6 +480,66 @@ TEST_CASE("a run handed the lock while stopped, and continued after its lease ra
     CHECK(access(ran.c_str(), F_OK) != 0);
 }
 
+// Four runs queue in a known order behind a holder. The second is killed and the third stopped
+// while queued; the stopped one is woken once inside Redis, so that its pending attempt answers
+// and nothing of it is left in Redis but its place in the queue. Both places still count when
+// their turns come: the lock is handed to each, is not taken up, and passes on after the
+// hand-off window (1 s for a 3 s TTL), so the fourth enters about two windows after the first.
+TEST_CASE("a queued waiter killed with SIGKILL, and one stopped with SIGSTOP, cost the others "
+          "at most one hand-off window each") {
+    Fleet fleet;
+    const std::string holder = fleet.dlock({"acquire", "job", "--ttl", "1m"}).out.substr(0, 32);
+    REQUIRE(holder.size() == 32);
+    const std::string entered = fleet.dir + "/entered";
+    std::vector<std::unique_ptr<Child>> waiters;
+    for (int w = 0; w < 4; ++w) {
+        waiters.push_back(
+            fleet.start({"run", "job", "--ttl", "3s", "--wait", "1m", "--", "sh", "-c",
+                         "echo \"$0 $DLOCK_FENCE\" >>\"$1\"", std::to_string(w), entered}));
+        REQUIRE(eventually(
+            [&] {
+                return fleet.server.command({"LLEN", "dlock:{job}:queue"}) == std::to_string(w + 1);
+            },
+            20s));
+    }
+    fleet.wait_for_waiters(4);
+    std::vector<std::string> queue;
+    std::istringstream listed(fleet.server.command({"LRANGE", "dlock:{job}:queue", "0", "-1"}));
+    for (std::string token; std::getline(listed, token);)
+        queue.push_back(token);
+    REQUIRE(queue.size() == 4);
+
+    waiters[1]->signal(SIGKILL);
+    waiters[2]->signal(SIGSTOP);
+    REQUIRE(eventually([&] { return process_state(waiters[2]->pid()) == 'T'; }, 20s));
+    fleet.server.command({"RPUSH", "dlock:{job}:wake:" + queue[2], "1"});
+    fleet.wait_for_waiters(2); // the first and the last; the others no longer wait in Redis
+    REQUIRE(fleet.server.command({"LLEN", "dlock:{job}:queue"}) == "4");
+
+    const auto released = Clock::now();
+    REQUIRE(fleet.dlock({"release", "job", "--owner", holder}).exit_code == 0);
+    REQUIRE(eventually([&] { return line_count(dlock::test::read_file(entered)) == 2; }, 20s));
+    const double took = seconds_since(released);
+    MESSAGE("the last waiter entered " << took << "s after the release");
+    std::istringstream lines(dlock::test::read_file(entered));
+    int first = -1;
+    int last = -1;
+    std::int64_t first_fence = 0;
+    std::int64_t last_fence = 0;
+    lines >> first >> first_fence >> last >> last_fence;
+    CHECK(first == 0);
+    CHECK(last == 3);
+    CHECK(last_fence == first_fence + 3); // the two in between were each handed the lock
+    // Two windows of 1 s, each ended on Redis's 100 ms timer tick, and the first one's run.
+    CHECK(took < 2 * 1.1 + 1.0);
+
+    waiters[2]->signal(SIGCONT);
+    CHECK(finish(*waiters[0], 20s).exit_code == 0);
+    CHECK(finish(*waiters[3], 20s).exit_code == 0);
+    CHECK(finish(*waiters[2], 20s).exit_code == 0); // back in the queue, and then in
+    finish(*waiters[1], 20s);
+}
+
 TEST_CASE("soak: 8 processes of locked withdrawals and deposits on 3 accounts lose no update") {
     // 8 x 500, 4,000 dlock processes: about 15s on an idle 2-core machine. Under the sanitizers
     // every process is several times slower, so 8 x 60 there. scripts/soak runs longer soaks

@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -50,6 +51,18 @@ bool subscribers(const RedisServer& server, const std::string& channel, int coun
     return true;
 }
 
+// Waits until `check()` holds; false after `limit`.
+template <typename Check>
+bool eventually(Check check, Millis limit) {
+    const auto give_up = clock_type::now() + limit;
+    while (!check()) {
+        if (clock_type::now() > give_up)
+            return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
 // A lock backend for the contract suite: a private store, and clients of it. Each client is a
 // separate LockService (its own connection), as separate processes would have.
 struct OneRedisServer {
@@ -65,6 +78,8 @@ struct OneRedisServer {
     bool waiters(int count, Millis limit) const {
         return server.wait_for_blocked_clients(count, limit);
     }
+    // How many waiters the lock's queue holds (the tests' KEY is job).
+    long long queued() const { return std::stoll(server.command({"LLEN", "dlock:{job}:queue"})); }
 };
 
 // The same server, locks in the plain layout: PREFIX + KEY exactly, as apps write them.
@@ -82,6 +97,9 @@ struct OneRedisServerPlainLayout {
     // A waiter of the plain layout listens on the lock's event channel (the tests' KEY is job).
     bool waiters(int count, Millis limit) const {
         return subscribers(server, "app_cache:job:dlock:events", count, limit);
+    }
+    long long queued() const {
+        return std::stoll(server.command({"LLEN", "app_cache:job:dlock:queue"}));
     }
 };
 
@@ -292,6 +310,104 @@ TEST_CASE_TEMPLATE("many waiters take turns and never hold the lock together", B
     CHECK(entries == 120);
     CHECK(overlaps == 0);
     CHECK(foreign_holders == 0);
+}
+
+// `count` waiters start waiting one after another: each starts once the one before it is in the
+// lock's queue (read from the store), so the order they arrived in is known. Each records when
+// it entered, and its fence; meanwhile a newcomer keeps calling acquire, and notes every time it
+// got in while a waiter had not entered yet (what it reads while it holds the lock cannot
+// change under it: a waiter counts itself in while holding the lock). The lock the waiters wait
+// for is first held for `holder_ttl`: `release` frees it, or else it expires.
+template <typename Backend>
+void check_strict_order(const Backend& backend, int count, Millis holder_ttl, bool release) {
+    const auto holder = backend.client();
+    const auto held = holder->try_acquire("job", holder_ttl);
+    REQUIRE(held.acquired());
+    std::mutex mutex;
+    std::vector<int> entered;
+    std::vector<std::int64_t> fences;
+    std::atomic<int> not_entered{count};
+    std::vector<std::thread> waiters;
+    for (int w = 0; w < count; ++w) {
+        waiters.emplace_back([&, w] {
+            const auto lock = backend.client();
+            const auto result = lock->block("job", 10s, 60s);
+            if (!result.acquired())
+                return;
+            {
+                const std::lock_guard guard(mutex);
+                entered.push_back(w);
+                fences.push_back(result.lease->fence);
+            }
+            not_entered--;
+            std::this_thread::sleep_for(1ms); // a section of some length, for the newcomer
+            lock->release("job", result.lease->token);
+        });
+        REQUIRE(eventually([&] { return backend.queued() == w + 1; }, 10s));
+    }
+    std::atomic<bool> stop{false};
+    std::atomic<int> tries{0};
+    std::atomic<int> overtakes{0};
+    std::thread newcomer([&] {
+        const auto lock = backend.client();
+        while (!stop) {
+            const auto result = lock->try_acquire("job", 10s);
+            tries++;
+            if (!result.acquired())
+                continue;
+            if (not_entered > 0)
+                overtakes++;
+            lock->release("job", result.lease->token);
+        }
+    });
+    REQUIRE(eventually([&] { return tries > 10; }, 10s));
+    if (release)
+        REQUIRE(holder->release("job", held.lease->token) == OwnerCheck::done);
+    for (auto& waiter : waiters)
+        waiter.join();
+    stop = true;
+    newcomer.join();
+    MESSAGE("the newcomer tried " << tries << " times");
+    REQUIRE(entered.size() == static_cast<std::size_t>(count));
+    for (int w = 0; w < count; ++w)
+        CHECK(entered[w] == w);
+    CHECK(std::is_sorted(fences.begin(), fences.end()));
+    CHECK(std::adjacent_find(fences.begin(), fences.end()) == fences.end());
+    CHECK(fences.front() > held.lease->fence);
+    CHECK(overtakes == 0);
+}
+
+TEST_CASE_TEMPLATE("16 waiters enter in the order they started waiting, and a newcomer never gets "
+                   "in ahead of one",
+                   Backend, lock_backends) {
+    Backend backend;
+    check_strict_order(backend, 16, 60s, true);
+}
+
+TEST_CASE_TEMPLATE("a holder's expiry hands the lock to the first waiter, not to a newcomer",
+                   Backend, lock_backends) {
+    Backend backend;
+    check_strict_order(backend, 4, 1s, false);
+}
+
+TEST_CASE_TEMPLATE("a waiter whose wait runs out leaves the queue; the first one still gets "
+                   "the lock",
+                   Backend, lock_backends) {
+    Backend backend;
+    const auto holder = backend.client();
+    const auto held = holder->try_acquire("job", 60s);
+    REQUIRE(held.acquired());
+    auto waiting =
+        std::async(std::launch::async, [&] { return backend.client()->block("job", 10s, 60s); });
+    REQUIRE(eventually([&] { return backend.queued() == 1; }, 10s));
+    CHECK_FALSE(backend.client()->block("job", 10s, 300ms).acquired());
+    CHECK(backend.queued() == 1); // the one that gave up is gone; the first still waits
+    REQUIRE(holder->release("job", held.lease->token) == OwnerCheck::done);
+    const auto first = waiting.get();
+    REQUIRE(first.acquired());
+    CHECK(first.lease->fence > held.lease->fence);
+    CHECK(backend.queued() == 0);
+    CHECK(holder->status("job").holder == first.lease->token);
 }
 
 TEST_CASE_TEMPLATE("bad keys and tokens are usage errors before anything reaches the store",

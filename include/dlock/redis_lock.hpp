@@ -7,13 +7,19 @@
 //                         the lease as its TTL
 //   PREFIX{KEY}:fence     the fencing counter; expires after the fence idle period
 //   PREFIX{KEY}:waiting   set by an attempt that found the lock held: someone may wait (60s)
-//   PREFIX{KEY}:wake      a list a release pushes one wake-up onto when someone may wait;
-//                         waiters BLPOP it (60s)
+//   PREFIX{KEY}:wake      a list a release pushes one wake-up onto when someone may wait but
+//                         nobody queues (60s)
+//   PREFIX{KEY}:queue     the waiters' owner tokens, first come first (65s after the last
+//                         waiter's attempt)
+//   PREFIX{KEY}:queued    a hash: each waiter's deadline and hand-off window (as the queue)
+//   PREFIX{KEY}:wake:TOKEN  a waiter's own wake list, which it BLPOPs: a hand-off pushes onto
+//                         it (60s)
 //   PREFIX{KEY}:events    the pub/sub channel every change is announced on (acquired,
 //                         extended, released, force-released), for watchers
 // In the plain layout the lock is PREFIX + KEY exactly, holding the bare owner, and the other
-// names are PREFIX + KEY + ":dlock:holder", ":dlock:fence", ":dlock:waiting", ":dlock:wake"
-// and ":dlock:events": the app that shares the lock reads and writes only the lock itself.
+// names are PREFIX + KEY + ":dlock:holder", ":dlock:fence", ":dlock:waiting", ":dlock:wake",
+// ":dlock:queue", ":dlock:queued", ":dlock:wake:TOKEN" and ":dlock:events": the app that shares
+// the lock reads and writes only the lock itself.
 #pragma once
 
 #include "dlock/lock.hpp"
@@ -31,10 +37,16 @@ struct LockKeys {
     std::string waiting;
     std::string wake;
     std::string channel;
+    std::string queue;
+    std::string queued;
 };
 // Braces and '%' in KEY are percent-encoded, so the hash tag is always exactly {KEY}.
 LockKeys lock_keys(std::string_view prefix, std::string_view key);
 LockKeys lock_keys(KeyLayout layout, std::string_view prefix, std::string_view key);
+
+// How long a waiter handed the lock by a release has to take it up before it passes to the next
+// waiter: a third of the TTL it asked for, at least 100 ms and at most 1 s.
+Millis hand_off_window(Millis ttl);
 
 // What a RedisLock needs besides the connection.
 struct RedisLockSettings {
@@ -72,6 +84,8 @@ private:
     std::string names_matching(std::string_view pattern) const;
     // Whether the server sends keyspace notifications of deletions and expiries (asked once).
     bool notifies_releases();
+    // Takes a waiter whose wait ran out out of the queue.
+    void leave_queue(const LockKeys& keys, const std::string& token);
 
     redis::Options options_;
     RedisLockSettings settings_;
