@@ -743,14 +743,6 @@ InvoiceResult charge_invoice(PostgresConnection& c, InvoiceId id, const WriteOpt
     return {LedgerStatus::ok, invoice, balance};
 }
 
-BalanceResult busy_balance(AccountId account) {
-    return {LedgerStatus::busy, account, std::nullopt};
-}
-
-InvoiceResult busy_invoice() {
-    return {LedgerStatus::busy, std::nullopt, std::nullopt};
-}
-
 } // namespace
 
 namespace detail {

@@ -483,14 +483,6 @@ InvoiceResult charge_invoice(SQLite::Database& db, InvoiceId id, const WriteOpti
     return {LedgerStatus::ok, invoice, balance};
 }
 
-BalanceResult busy_balance(AccountId account) {
-    return {LedgerStatus::busy, account, std::nullopt};
-}
-
-InvoiceResult busy_invoice() {
-    return {LedgerStatus::busy, std::nullopt, std::nullopt};
-}
-
 } // namespace
 
 SqliteLedger::SqliteLedger(const std::string& path, SqliteLedgerOptions options)

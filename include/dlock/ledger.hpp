@@ -135,6 +135,14 @@ struct VerifyReport {
     }
 };
 
+// What a request answers when the ledger stayed busy past its retry deadline (for backends).
+inline BalanceResult busy_balance(AccountId account) {
+    return {LedgerStatus::busy, account, std::nullopt};
+}
+inline InvoiceResult busy_invoice() {
+    return {LedgerStatus::busy, std::nullopt, std::nullopt};
+}
+
 // The ledger as the rest of dlock sees it, whatever stores it. Amounts must be positive (a
 // UsageError otherwise). Every write is atomic: a request that ends in any status but ok, or in
 // an exception, or whose process dies half-way, leaves the ledger as it was.
