@@ -18,7 +18,7 @@ namespace dlock {
 
 // Where locks live and how to reach them.
 struct LockConfig {
-    std::string url{redis::default_url}; // redis://..., rediss://..., unix://...
+    std::string url{redis::default_url}; // redis://, rediss://, unix://, redis+sentinel://..
     redis::TlsOptions tls;               // rediss:// only: CA, client certificate, name
     // Used when the URL carries none (DLOCK_REDIS_PASSWORD); the URL's own password wins.
     std::optional<std::string> password;
@@ -27,6 +27,9 @@ struct LockConfig {
     KeyLayout layout = KeyLayout::dlock;     // where a lock lives under the prefix
     Identity identity;                       // what acquisitions record as their holder
     Millis fence_idle = default_fence_idle;  // how long an unused fencing counter is kept
+    // redis+sentinel:// only: the sentinels' own password (DLOCK_SENTINEL_PASSWORD).
+    std::optional<std::string> sentinel_password;
+    int replicas = 0; // --replicas: writes count once this many replicas acknowledged them
 };
 
 // Connects to the lock store `config` names. Throws UsageError for a bad URL or prefix, an

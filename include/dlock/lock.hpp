@@ -117,6 +117,8 @@ struct LockStatus {
     std::optional<std::int64_t> fence;    // the last fencing token issued, if any
     std::optional<HolderDetails> details; // when held: who holds it, if it said
     std::int64_t now_ms = 0;              // the store's clock when it answered, for ages
+    // Read from a replica: what it has heard from its master, which may be behind.
+    bool stale = false;
 };
 
 struct ForceReleaseResult {

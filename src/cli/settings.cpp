@@ -1,6 +1,7 @@
 #include "cli/settings.hpp"
 
 #include "dlock/backends.hpp"
+#include "dlock/redis_sentinel.hpp"
 #include "dlock/runner.hpp"
 
 #include <CLI/CLI.hpp>
@@ -20,6 +21,7 @@ enum class Kind {
     positive_duration,
     wait,
     exit_code,
+    replicas,
     prefix,
     layout,
     path,
@@ -54,6 +56,8 @@ const std::vector<Definition>& definitions() {
         {"tls_cert", Kind::path, ""},
         {"tls_key", Kind::path, ""},
         {"tls_server_name", Kind::name, ""},
+        {"sentinel_password", Kind::password, ""},
+        {"replicas", Kind::replicas, "0"},
     };
     return table;
 }
@@ -73,7 +77,10 @@ bool is_true(std::string_view text) {
 void check(Kind kind, const std::string& value) {
     switch (kind) {
     case Kind::url:
-        redis::parse_url(value);
+        if (redis::is_sentinel_url(value))
+            redis::parse_sentinel_url(value);
+        else
+            redis::parse_url(value);
         return;
     case Kind::password:
     case Kind::path:
@@ -96,6 +103,15 @@ void check(Kind kind, const std::string& value) {
                                         [](unsigned char c) { return std::isdigit(c) != 0; });
         if (!digits || std::stoi(value) > 255)
             throw UsageError("'" + value + "' is not an exit code (0-255)");
+        return;
+    }
+    case Kind::replicas: {
+        const bool digits = !value.empty() && value.size() <= 3 &&
+                            std::all_of(value.begin(), value.end(),
+                                        [](unsigned char c) { return std::isdigit(c) != 0; });
+        if (!digits || std::stoi(value) > max_replicas)
+            throw UsageError("'" + value + "' is not a number of replicas (0-" +
+                             std::to_string(max_replicas) + ")");
         return;
     }
     case Kind::prefix: // checked for its layout when the lock store is opened
@@ -129,7 +145,8 @@ void set_checked(std::map<std::string, SettingValue, std::less<>>& values, const
 
 bool holds_password(const std::vector<CLI::ConfigItem>& items) {
     for (const CLI::ConfigItem& item : items) {
-        if (item.name == "redis_password" || item.name == "db_password")
+        if (item.name == "redis_password" || item.name == "db_password" ||
+            item.name == "sentinel_password")
             return true;
         if (item.name == "db" && !item.inputs.empty() &&
             item.inputs.front().find("://") != std::string::npos &&
@@ -139,7 +156,9 @@ bool holds_password(const std::vector<CLI::ConfigItem>& items) {
             return true; // postgresql://user:password@host
         if (item.name == "redis_url" && !item.inputs.empty()) {
             try {
-                if (redis::parse_url(item.inputs.front()).password)
+                const std::string& url = item.inputs.front();
+                if (redis::is_sentinel_url(url) ? redis::parse_sentinel_url(url).master.password
+                                                : redis::parse_url(url).password)
                     return true;
             } catch (const UsageError&) {
                 return true; // refused below anyway; do not say more about it
