@@ -375,14 +375,14 @@ void Connection::refuse_sentinel() {
     } catch (const RedisError&) {
         return; // not a Sentinel, or one that will not say: the command's own error follows
     }
-    std::string address = url_.host.find(':') != std::string::npos ? "[" + url_.host + "]"
-                                                                   : url_.host;
+    std::string address =
+        url_.host.find(':') != std::string::npos ? "[" + url_.host + "]" : url_.host;
     address += ":" + std::to_string(url_.port);
     if (url_.transport == Url::Transport::unix_socket)
         throw ReplyError(where_ + " is a Redis Sentinel; use redis+sentinel://HOST:PORT/MASTER");
     throw ReplyError(address + " is a Redis Sentinel; use " +
-                     (url_.transport == Url::Transport::tls ? "rediss" : "redis") +
-                     "+sentinel://" + address + "/MASTER");
+                     (url_.transport == Url::Transport::tls ? "rediss" : "redis") + "+sentinel://" +
+                     address + "/MASTER");
 }
 
 // " of HOST:PORT", the master ROLE names, or nothing when the server will not say.

@@ -659,8 +659,8 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
                 sleep = std::min(sleep, Millis{std::uniform_int_distribution<Millis::rep>{
                                             30, foreign_release_poll.count()}(jitter)});
             changes->receive(sleep); // a release or change of the key, or the time is up
-            result = attempt({acquire.args(true, next_attempt())}, Millis{0}, key, keys, token,
-                             ttl, clock::now());
+            result = attempt({acquire.args(true, next_attempt())}, Millis{0}, key, keys, token, ttl,
+                             clock::now());
         } else {
             const std::string seconds = blpop_timeout(sleep);
             result = attempt({{"BLPOP", own_wake, seconds}, acquire.args(true, next_attempt())},
@@ -697,8 +697,8 @@ OwnerCheck RedisLock::extend(std::string_view key, std::string_view token, Milli
     const std::string ttl_ms = std::to_string(ttl.count());
     const std::string fence_ttl_ms = std::to_string((ttl + settings_.fence_idle).count());
     const std::string fence_idle_ms = std::to_string(settings_.fence_idle.count());
-    const std::vector<std::string_view> args{
-        unclaimed_wake_up_ms, keys.channel, token, ttl_ms, fence_ttl_ms, fence_idle_ms};
+    const std::vector<std::string_view> args{unclaimed_wake_up_ms, keys.channel, token, ttl_ms,
+                                             fence_ttl_ms,         fence_idle_ms};
     if (settings_.replicas == 0)
         return to_owner_check(
             connection_.eval(owner_checked_script, all_keys(keys), args).view().integer());
@@ -711,8 +711,8 @@ OwnerCheck RedisLock::extend(std::string_view key, std::string_view token, Milli
     const OwnerCheck check = to_owner_check(replies[0].view().integer());
     const std::int64_t replicas = replies[1].view().integer();
     if (check == OwnerCheck::done && replicas < settings_.replicas)
-        throw NotReplicatedError("lock '" + std::string(key) + "' was extended on the master, but " +
-                                 too_few_replicas(replicas));
+        throw NotReplicatedError("lock '" + std::string(key) +
+                                 "' was extended on the master, but " + too_few_replicas(replicas));
     return check;
 }
 
