@@ -42,8 +42,8 @@ std::unique_ptr<LockService> open_sentinel_lock(const LockConfig& config) {
     options.timeout = config.timeout;
     options.tls = config.tls;
     if (!options.tls.empty() && options.url.master.transport != redis::Url::Transport::tls)
-        throw UsageError("the --tls-* options are for rediss:// URLs; " + options.url.redacted() +
-                         " is not one");
+        throw UsageError("the --tls-* options are for rediss:// and rediss+sentinel:// URLs; " +
+                         options.url.redacted() + " is not one");
     if (!options.url.master.password)
         options.url.master.password = config.password;
     options.sentinel_password = config.sentinel_password;
