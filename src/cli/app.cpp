@@ -11,9 +11,10 @@
 namespace dlock::cli {
 namespace {
 
-// The subcommand groups, each set up by one function, with the names it adds.
+// The subcommand groups, each set up by one function, with the names it adds. The function adds
+// the one subcommand it is given, or all of its subcommands when given none.
 struct CommandGroup {
-    void (*setup)(CLI::App&, Invocation&);
+    void (*setup)(CLI::App&, Invocation&, std::string_view only);
     std::vector<std::string_view> names;
 };
 
@@ -42,7 +43,7 @@ void add_commands(CLI::App& app, Invocation& inv, std::string_view invoked) {
     for (const CommandGroup& group : command_groups())
         if (invoked.empty() ||
             std::find(group.names.begin(), group.names.end(), invoked) != group.names.end())
-            group.setup(app, inv);
+            group.setup(app, inv, invoked);
 }
 
 std::string_view invoked_subcommand(int argc, const char* const* argv) {
@@ -67,7 +68,7 @@ std::string_view invoked_subcommand(int argc, const char* const* argv) {
     return {};
 }
 
-void setup_config_command(CLI::App& app, Invocation& inv) {
+void setup_config_command(CLI::App& app, Invocation& inv, std::string_view /*only*/) {
     auto* command = app.add_subcommand(
         "config", "Print the effective settings and where each came from (passwords masked)");
     command->callback([&inv] { inv.exit_code = print_settings(inv); });

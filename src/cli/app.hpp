@@ -10,9 +10,9 @@
 namespace dlock::cli {
 
 // Every global option, and the subcommands, wired to `inv`: a subcommand that runs records its
-// exit code there. With `invoked` (a subcommand's name), only the group of subcommands it belongs
-// to: every process runs one subcommand, and declaring the options of all the others cost about
-// half of a short command's instructions.
+// exit code there. With `invoked` (a subcommand's name), only that subcommand: every process runs
+// one, and declaring the options of all the others cost about half of a short command's
+// instructions.
 void add_commands(CLI::App& app, Invocation& inv, std::string_view invoked = {});
 
 // The subcommand the arguments name, if they name one (empty for none, `--help` alone, or a
@@ -20,7 +20,7 @@ void add_commands(CLI::App& app, Invocation& inv, std::string_view invoked = {})
 std::string_view invoked_subcommand(int argc, const char* const* argv);
 
 // `dlock config`: the effective settings, each with its source.
-void setup_config_command(CLI::App& app, Invocation& inv);
+void setup_config_command(CLI::App& app, Invocation& inv, std::string_view only);
 int print_settings(const Invocation& inv);
 
 // CLI11 takes the next word as the value of `--option=` with nothing after the '=' (so
