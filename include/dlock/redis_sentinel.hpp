@@ -11,6 +11,7 @@
 #include "dlock/redis.hpp"
 #include "dlock/redis_lock.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
