@@ -255,6 +255,34 @@ TEST_CASE("when no sentinel names a master, dlock exits 69 saying what each sent
           std::string::npos);
 }
 
+TEST_CASE("DLOCK_SENTINEL_PASSWORD logs in to sentinels that want a password, and never shows") {
+    RedisServer master(RedisServer::Options{{"--requirepass", "master-secret"}, true});
+    RedisServer sentinel(RedisServer::Options{
+        {},
+        true,
+        {"sentinel monitor guarded 127.0.0.1 " + std::to_string(master.port()) + " 1",
+         "sentinel auth-pass guarded master-secret", "requirepass sentinel-secret"}});
+    const std::string url =
+        "redis+sentinel://127.0.0.1:" + std::to_string(sentinel.port()) + "/guarded";
+    const ProcessResult refused =
+        run_dlock_at(url, {"acquire", "guarded-job"}, {"DLOCK_REDIS_PASSWORD=master-secret"});
+    CHECK(refused.exit_code == 69);
+    CHECK(line_count(refused.err) == 1);
+    CHECK(refused.err.find("NOAUTH") != std::string::npos);
+    const ProcessResult taken = run_dlock_at(
+        url, {"acquire", "guarded-job"},
+        {"DLOCK_REDIS_PASSWORD=master-secret", "DLOCK_SENTINEL_PASSWORD=sentinel-secret"});
+    CHECK(taken.exit_code == 0);
+    const ProcessResult wrong = run_dlock_at(
+        url, {"status", "guarded-job"},
+        {"DLOCK_REDIS_PASSWORD=master-secret", "DLOCK_SENTINEL_PASSWORD=wrong-secret"});
+    CHECK(wrong.exit_code == 69);
+    for (const ProcessResult* result : {&refused, &taken, &wrong}) {
+        CHECK(result->err.find("secret") == std::string::npos);
+        CHECK(result->out.find("secret") == std::string::npos);
+    }
+}
+
 TEST_CASE("kill -9 of the master while run holds a lock: no overlap with a waiter through the "
           "sentinels, and block --wait inf takes its lock on the new master") {
     SentinelSetup& s = setup();
