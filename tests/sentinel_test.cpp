@@ -158,6 +158,8 @@ TEST_CASE("a failover while run holds a lock: the holder goes on on the new mast
     s.failover();
     REQUIRE(s.wait_named(promoted, 30s));
 
+    REQUIRE(first.wait_for(60s));
+    REQUIRE(second.wait_for(60s));
     const ProcessResult first_result = first.wait();
     const ProcessResult second_result = second.wait();
     INFO(log.text(), first_result.err, second_result.err);
@@ -301,6 +303,8 @@ TEST_CASE("kill -9 of the master while run holds a lock: no overlap with a waite
     s.kill_master();
     REQUIRE(s.wait_named(promoted, 60s));
 
+    REQUIRE(first.wait_for(60s));
+    REQUIRE(second.wait_for(60s));
     const ProcessResult first_result = first.wait();
     const ProcessResult second_result = second.wait();
     REQUIRE(waiter.wait_for(60s));
