@@ -24,6 +24,7 @@
 
 #include "dlock/lock.hpp"
 #include "dlock/redis.hpp"
+#include "dlock/redis_cluster.hpp"
 
 #include <string>
 #include <string_view>
@@ -90,7 +91,7 @@ private:
     redis::Options options_;
     RedisLockSettings settings_;
     std::optional<bool> notifies_releases_;
-    redis::Connection connection_;
+    redis::Router connection_; // one server, or each lock's node of a Redis Cluster
 };
 
 } // namespace dlock
