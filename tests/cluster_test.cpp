@@ -217,6 +217,21 @@ TEST_CASE("a call that stays inside a migrating slot past --timeout exits 69 and
     CHECK(run_dlock_at(node_url(2), {"force-release", key}).exit_code == 0);
 }
 
+TEST_CASE("nodes that disagree on a slot's owner: 69 after a few redirections, not a loop") {
+    RedisCluster& cluster = shared_cluster();
+    const std::string key = key_on(1, "disputed");
+    const int slot = cluster.slot_of(lock_name(key));
+    // Node 1 hands the slot to node 2, which never heard of it: each sends askers to the other.
+    cluster.tell(1, slot, 2);
+    const ProcessResult looped = run_dlock_at(node_url(0), {"acquire", key});
+    cluster.tell(1, slot, 1);
+    CHECK(looped.exit_code == 69);
+    CHECK(contains(looped.err, "redirected slot " + std::to_string(slot) + " 5 times"));
+    CHECK(line_count(looped.err) == 1);
+    CHECK(run_dlock_at(node_url(0), {"acquire", key}).exit_code == 0);
+    CHECK(run_dlock_at(node_url(0), {"force-release", key}).exit_code == 0);
+}
+
 TEST_CASE("redis+cluster:// starts from the next seed when the first is down") {
     RedisCluster& cluster = shared_cluster();
     const std::string down = "127.0.0.1:" + std::to_string(free_tcp_port());

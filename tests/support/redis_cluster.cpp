@@ -81,10 +81,14 @@ void RedisCluster::migrate_keys(int slot, std::size_t from, std::size_t to) cons
 }
 
 void RedisCluster::finish_migration(int slot, std::size_t to) const {
-    const std::string owner = id_of(to);
     for (std::size_t i = 0; i < nodes_.size(); ++i)
-        if (node(i).command({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", owner}) != "OK")
-            throw std::runtime_error("CLUSTER SETSLOT NODE failed");
+        tell(i, slot, to);
+}
+
+void RedisCluster::tell(std::size_t node_index, int slot, std::size_t owner) const {
+    if (node(node_index)
+            .command({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", id_of(owner)}) != "OK")
+        throw std::runtime_error("CLUSTER SETSLOT NODE failed");
 }
 
 RedisCluster& shared_cluster() {

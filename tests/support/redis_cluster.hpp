@@ -31,6 +31,8 @@ public:
     void begin_migration(int slot, std::size_t from, std::size_t to) const;
     void migrate_keys(int slot, std::size_t from, std::size_t to) const;
     void finish_migration(int slot, std::size_t to) const;
+    // Tells one node that `owner` serves `slot` (CLUSTER SETSLOT NODE), whatever the others think.
+    void tell(std::size_t node_index, int slot, std::size_t owner) const;
 
 private:
     std::string id_of(std::size_t index) const;
