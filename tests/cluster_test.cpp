@@ -5,10 +5,12 @@
 #include "support/process.hpp"
 #include "support/redis_cluster.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <signal.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -288,8 +290,75 @@ TEST_CASE("the plain layout: a key without a hash tag is refused with 64, a tagg
     REQUIRE(tagged.exit_code == 0);
     const std::string token = json::parse(tagged.out)["token"];
     CHECK(run_dlock_at(url, {"--layout", "plain", "status", "{app}-lock"}).exit_code == 0);
+    // A waiter on the plain layout polls in a cluster; the release frees it.
+    Child waiter(dlock_argv(
+        {"--redis", url, "--layout", "plain", "-v", "block", "{app}-lock", "--wait", "20s"}));
+    const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!contains(waiter.err_so_far(), "waiting") && std::chrono::steady_clock::now() < limit)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     CHECK(run_dlock_at(url, {"--layout", "plain", "release", "{app}-lock", "--owner", token})
               .exit_code == 0);
+    const ProcessResult blocked = waiter.wait();
+    CHECK(blocked.exit_code == 0);
+    CHECK(run_dlock_at(url, {"--layout", "plain", "force-release", "{app}-lock"}).exit_code == 0);
+}
+
+TEST_CASE("watch through one node hears the locks of every node, and infers their expiries") {
+    RedisCluster& cluster = shared_cluster();
+    const std::string url = node_url(0);
+    Child watch(dlock_argv({"--redis", url, "watch", "watched-*"}));
+    const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!contains(watch.err_so_far(), "watching") && std::chrono::steady_clock::now() < limit)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    REQUIRE(contains(watch.err_so_far(), "inferred"));
+    std::vector<std::string> keys;
+    for (std::size_t owner = 0; owner < cluster.size(); ++owner) {
+        keys.push_back(key_on(owner, "watched"));
+        REQUIRE(run_dlock_at(url, {"acquire", keys.back(), "--ttl", "1s"}).exit_code == 0);
+    }
+    const auto seen = [&](const std::string& event, const std::string& key) {
+        const std::string out = watch.out_so_far();
+        for (std::size_t at = out.find(event); at != std::string::npos;
+             at = out.find(event, at + 1))
+            if (out.compare(at + event.size(), key.size() + 2, "  " + key) == 0)
+                return true;
+        return false;
+    };
+    const auto all_seen = [&](const std::string& event) {
+        return std::all_of(keys.begin(), keys.end(),
+                           [&](const std::string& key) { return seen(event, key); });
+    };
+    while (!all_seen("expired") && std::chrono::steady_clock::now() < limit)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    watch.signal(SIGTERM);
+    const ProcessResult watched = watch.wait();
+    CAPTURE(watched.out);
+    CHECK(watched.exit_code == 0);
+    CHECK(all_seen("acquired"));
+    CHECK(all_seen("expired"));
+}
+
+TEST_CASE("the documented ACL line, with +asking and +cluster|slots, runs dlock on a cluster") {
+    RedisCluster& cluster = shared_cluster();
+    for (std::size_t i = 0; i < cluster.size(); ++i)
+        REQUIRE(cluster.node(i).command(documented_acl_setuser("cluster-secret")) == "OK");
+    const std::string url =
+        "redis://dlock:cluster-secret@127.0.0.1:" + std::to_string(cluster.node(0).port());
+    for (std::size_t owner = 0; owner < cluster.size(); ++owner) {
+        const std::string key = key_on(owner, "acl");
+        const ProcessResult acquired = run_dlock_at(url, {"acquire", key, "--json"});
+        CAPTURE(acquired.err);
+        REQUIRE(acquired.exit_code == 0);
+        CHECK(run_dlock_at(url, {"status", key}).exit_code == 0);
+    }
+    const ProcessResult listed = run_dlock_at(url, {"list", "acl-*", "--json"});
+    CAPTURE(listed.err);
+    REQUIRE(listed.exit_code == 0);
+    CHECK(json::parse(listed.out).size() == cluster.size());
+    for (std::size_t owner = 0; owner < cluster.size(); ++owner)
+        CHECK(run_dlock_at(url, {"force-release", key_on(owner, "acl")}).exit_code == 0);
+    for (std::size_t i = 0; i < cluster.size(); ++i)
+        cluster.node(i).command({"ACL", "DELUSER", "dlock"});
 }
 
 TEST_CASE("the ledger's withdraw works on accounts whose lock slots sit on every node") {
