@@ -338,7 +338,8 @@ TEST_CASE("watch through one node hears the locks of every node, and infers thei
     CHECK(all_seen("expired"));
 }
 
-TEST_CASE("the documented ACL line, with +asking and +cluster|slots, runs dlock on a cluster") {
+TEST_CASE(
+    "a user with the documented ACL line on every node runs dlock on a cluster, list included") {
     RedisCluster& cluster = shared_cluster();
     for (std::size_t i = 0; i < cluster.size(); ++i)
         REQUIRE(cluster.node(i).command(documented_acl_setuser("cluster-secret")) == "OK");

@@ -1,4 +1,5 @@
-// Locks on one Redis server: every operation is one script, one round trip.
+// Locks on one Redis server, or on a Redis Cluster (each lock on the node that serves its slot):
+// every operation is one script, one round trip.
 //
 // In the dlock layout each lock owns these names in Redis, all sharing one cluster hash tag,
 // and none outlives its use: each has a TTL.
