@@ -67,6 +67,38 @@ TEST_CASE("key_slot hashes as Redis Cluster does, hash tags included") {
     CHECK(dlock::redis::key_slot("123456789") == 12739); // CRC16/XMODEM's check value
 }
 
+TEST_CASE("nothing is asked up front: a lone Redis, or the key's own node, gets one EVAL alone") {
+    // The commands a server has run, as "name:calls ", but those a lock script runs inside
+    // (which the counts include) and the test's own (INFO, the fixture's PING, CONFIG RESETSTAT).
+    const std::set<std::string> not_dlocks{
+        "info", "ping",    "config|resetstat", "get",  "set",     "del",   "exists",
+        "incr", "time",    "pexpire",          "pttl", "publish", "rpush", "hset",
+        "hget", "hgetall", "hincrby",          "hdel", "lindex",  "lpop",  "lrange",
+        "lrem", "type"};
+    const auto commands_run = [&](const RedisServer& server) {
+        std::string out;
+        const std::string stats = server.command({"INFO", "commandstats"});
+        for (std::size_t at = stats.find("cmdstat_"); at != std::string::npos;
+             at = stats.find("cmdstat_", at + 1)) {
+            const std::string name = stats.substr(at + 8, stats.find(':', at) - at - 8);
+            const std::size_t calls = stats.find("calls=", at) + 6;
+            if (not_dlocks.count(name) == 0)
+                out += name + ":" + stats.substr(calls, stats.find(',', calls) - calls) + " ";
+        }
+        return out;
+    };
+    RedisServer lone;
+    REQUIRE(run_dlock_at(lone.url(), {"acquire", "job"}).exit_code == 0);
+    CHECK(commands_run(lone) == "eval:1 ");
+
+    RedisCluster& cluster = shared_cluster();
+    const std::string key = key_on(2, "direct");
+    REQUIRE(cluster.node(2).command({"CONFIG", "RESETSTAT"}) == "OK");
+    REQUIRE(run_dlock_at(node_url(2), {"acquire", key}).exit_code == 0);
+    CHECK(commands_run(cluster.node(2)) == "eval:1 ");
+    CHECK(run_dlock_at(node_url(2), {"force-release", key}).exit_code == 0);
+}
+
 TEST_CASE(
     "through one node's URL, 50 keys on every node are each acquired, inspected and released") {
     RedisCluster& cluster = shared_cluster();
