@@ -131,7 +131,8 @@ std::vector<Reply> Router::routed(const std::vector<std::vector<std::string_view
     Connection* target = &owner();
     bool asking = false;
     int redirections = 0;
-    const auto give_up = Clock::now() + home_.timeout;
+    // TRYAGAIN is waited out for a timeout past what the call itself may block.
+    const auto give_up = Clock::now() + home_.timeout + first_blocks_for;
     Millis pause{5};
     for (;;) {
         try {

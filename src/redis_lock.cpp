@@ -450,18 +450,21 @@ std::string percent_decoded(std::string_view text) {
     return out;
 }
 
-// Whether the server sends keyspace notifications of expiries.
-bool notifies_expiries(redis::Router& connection) {
+// The server's notify-keyspace-events flags, or none when CONFIG is refused (a managed service,
+// an ACL user): then changes are polled, expiries inferred.
+std::string keyspace_event_flags(redis::Router& connection) {
     try {
         const redis::Reply config = connection.command({"CONFIG", "GET", "notify-keyspace-events"});
-        const std::string flags = config.view().size() == 2 ? config.view()[1].string() : "";
-        const auto has = [&](char flag) {
-            return flags.find(flag) != std::string::npos;
-        };
-        return has('K') && (has('x') || has('A'));
-    } catch (const redis::RedisError&) {
-        return false; // CONFIG refused (an ACL user, a managed service): expiries are inferred
+        return config.view().size() == 2 ? config.view()[1].string() : std::string();
+    } catch (const redis::ReplyError&) {
+        return {};
+    } catch (const redis::AuthError&) {
+        return {};
     }
+}
+
+bool has_flag(const std::string& flags, char flag) {
+    return flags.find(flag) != std::string::npos;
 }
 
 } // namespace
@@ -532,21 +535,10 @@ AcquireResult RedisLock::try_acquire(std::string_view key, Millis ttl) {
 
 bool RedisLock::notifies_releases() {
     if (!notifies_releases_) {
-        notifies_releases_ = false;
-        try {
-            const redis::Reply config =
-                connection_.command({"CONFIG", "GET", "notify-keyspace-events"});
-            const std::string flags =
-                config.view().size() == 2 ? config.view()[1].string() : std::string();
-            const auto has = [&](char flag) {
-                return flags.find(flag) != std::string::npos;
-            };
-            notifies_releases_ = has('K') && (has('A') || (has('g') && has('x')));
-        } catch (const redis::ReplyError&) {
-            // CONFIG refused (a managed service): polled.
-        } catch (const redis::AuthError&) {
-            // CONFIG not allowed to this ACL user: polled.
-        }
+        const std::string flags = keyspace_event_flags(connection_);
+        notifies_releases_ =
+            has_flag(flags, 'K') &&
+            (has_flag(flags, 'A') || (has_flag(flags, 'g') && has_flag(flags, 'x')));
     }
     return *notifies_releases_;
 }
@@ -774,7 +766,9 @@ void RedisLock::watch(std::string_view pattern, const LockWatcher& watcher) {
     // Each cluster node notifies expiries of its own keys only: in a cluster they are inferred
     // (masters() finds out whether it is one).
     connection_.masters();
-    const bool notified_expiries = !connection_.cluster() && notifies_expiries(connection_);
+    const std::string flags = connection_.cluster() ? "" : keyspace_event_flags(connection_);
+    const bool notified_expiries =
+        has_flag(flags, 'K') && (has_flag(flags, 'x') || has_flag(flags, 'A'));
     const bool plain = settings_.layout == KeyLayout::plain;
     const std::string_view events = plain ? ":dlock:events" : ":events";
     // Published events reach every node of a cluster, so one subscription hears them all.
