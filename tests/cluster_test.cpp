@@ -236,6 +236,35 @@ TEST_CASE("a slot in migration: ASK is followed with ASKING, TRYAGAIN waited out
     CHECK(run_dlock_at(url, {"force-release", key}).exit_code == 0);
 }
 
+TEST_CASE("a waiter whose lock's slot moves to another node follows it and gets the lock") {
+    RedisCluster& cluster = shared_cluster();
+    const std::string key = key_on(1, "moving-wait");
+    const std::string name = lock_name(key);
+    const int slot = cluster.slot_of(name);
+    const std::string url = node_url(0);
+    const ProcessResult held = run_dlock_at(url, {"acquire", key, "--ttl", "5m", "--json"});
+    REQUIRE(held.exit_code == 0);
+    const std::string token = json::parse(held.out)["token"];
+
+    Child waiter(dlock_argv({"--redis", url, "block", key, "--wait", "30s", "--json"}));
+    REQUIRE(cluster.node(1).wait_for_blocked_clients(1, std::chrono::seconds(10)));
+    // The waiter is blocked on node 1 when its slot, queue and all, moves to node 2; node 1
+    // then ends the wait with MOVED.
+    const long moved_before = error_count(cluster.node(1), "MOVED");
+    cluster.begin_migration(slot, 1, 2);
+    cluster.migrate_keys(slot, 1, 2);
+    cluster.finish_migration(slot, 2);
+    const ProcessResult released = run_dlock_at(url, {"release", key, "--owner", token});
+    CAPTURE(released.err);
+    REQUIRE(released.exit_code == 0);
+    const ProcessResult blocked = waiter.wait();
+    CAPTURE(blocked.err);
+    REQUIRE(blocked.exit_code == 0);
+    CHECK(cluster.node(2).command({"GET", name}) == json::parse(blocked.out)["token"]);
+    CHECK(error_count(cluster.node(1), "MOVED") > moved_before);
+    CHECK(run_dlock_at(url, {"force-release", key}).exit_code == 0);
+}
+
 TEST_CASE("a call that stays inside a migrating slot past --timeout exits 69 and says why") {
     RedisCluster& cluster = shared_cluster();
     const std::string key = key_on(0, "stuck");
@@ -282,9 +311,10 @@ TEST_CASE("redis+cluster:// starts from the next seed when the first is down") {
     }
 
     const std::string other_down = "127.0.0.1:" + std::to_string(free_tcp_port());
-    const ProcessResult none =
-        run_dlock_at("redis+cluster://" + down + "," + other_down, {"acquire", "job"});
+    const ProcessResult none = run_dlock_at(
+        "redis+cluster://dlock:hunter2@" + down + "," + other_down, {"acquire", "job"});
     CHECK(none.exit_code == 69);
+    CHECK(!contains(none.err, "hunter2"));
     CHECK(contains(none.err, "no seed of the Redis Cluster"));
     CHECK(contains(none.err, down));
     CHECK(contains(none.err, other_down));
