@@ -161,27 +161,35 @@ std::vector<Reply> Router::routed(const std::vector<std::vector<std::string_view
                     throw ReplyError(std::string(e.what()) + " (slot " + std::to_string(slot) +
                                      " was still being migrated after " +
                                      format_duration(home_.timeout) + ")");
-                std::this_thread::sleep_for(pause);
-                pause = std::min(pause * 2, Millis{100});
-                target = &owner();
-                asking = false;
-                redirections = 0;
-                continue;
+                break;
             case ClusterError::Kind::moved:
             case ClusterError::Kind::ask:
+                cluster_ = true;
+                if (++redirections <= max_redirections) {
+                    if (!e.host.empty())
+                        target_host = e.host;
+                    asking = e.kind == ClusterError::Kind::ask;
+                    if (!asking)
+                        slot_owners_[e.slot] = {target_host, e.port};
+                    target = &node(target_host, e.port);
+                    continue;
+                }
+                // Nodes that disagree on who serves the slot: for a moment while a finished
+                // migration reaches them all, or for good in a broken cluster. Start again from
+                // the first node.
+                slot_owners_.erase(e.slot);
+                if (Clock::now() + pause > give_up)
+                    throw ReplyError(std::string(e.what()) + " (the Redis Cluster kept " +
+                                     "redirecting slot " + std::to_string(e.slot) + " for " +
+                                     format_duration(home_.timeout) +
+                                     "; its nodes disagree on who serves it)");
                 break;
             }
-            cluster_ = true;
-            if (++redirections > max_redirections)
-                throw ReplyError(std::string(e.what()) + " (the Redis Cluster redirected slot " +
-                                 std::to_string(e.slot) + " " + std::to_string(max_redirections) +
-                                 " times; its nodes disagree on who serves it)");
-            if (!e.host.empty())
-                target_host = e.host;
-            asking = e.kind == ClusterError::Kind::ask;
-            if (!asking)
-                slot_owners_[e.slot] = {target_host, e.port};
-            target = &node(target_host, e.port);
+            std::this_thread::sleep_for(pause);
+            pause = std::min(pause * 2, Millis{100});
+            target = &owner();
+            asking = false;
+            redirections = 0;
         }
     }
 }

@@ -2,7 +2,8 @@
 // up front: a server is taken for a single node until a reply says otherwise (MOVED or ASK), so
 // a lone Redis costs no extra round trip. A MOVED is remembered for its slot; an ASK is followed
 // once, with ASKING pipelined ahead of the command; a TRYAGAIN (a multi-key command while its
-// slot is being migrated) is retried until the call's timeout. Nothing here knows about locks.
+// slot is being migrated), and nodes that send a command back and forth, are waited out until
+// the call's timeout. Nothing here knows about locks.
 #pragma once
 
 #include "dlock/redis.hpp"
@@ -19,8 +20,8 @@
 namespace dlock::redis {
 
 inline constexpr int cluster_slots = 16384;
-// Redirections one call follows before it gives up: a slot being moved twice while a command
-// chases it is rare, a loop between two nodes that disagree is a broken cluster.
+// Redirections one call follows in a row: a slot moved twice while a command chases it is rare;
+// more is nodes that disagree on who serves it, and the call pauses before it starts again.
 inline constexpr int max_redirections = 5;
 
 // The hash slot of a Redis key: CRC16 of the key, or of its hash tag ({...}) when it has one.

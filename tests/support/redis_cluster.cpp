@@ -80,9 +80,12 @@ void RedisCluster::migrate_keys(int slot, std::size_t from, std::size_t to) cons
         throw std::runtime_error("MIGRATE failed: " + answer);
 }
 
+// The new owner first, as redis-cli does: until it knows, it sends askers back to the old one.
 void RedisCluster::finish_migration(int slot, std::size_t to) const {
+    tell(to, slot, to);
     for (std::size_t i = 0; i < nodes_.size(); ++i)
-        tell(i, slot, to);
+        if (i != to)
+            tell(i, slot, to);
 }
 
 void RedisCluster::tell(std::size_t node_index, int slot, std::size_t owner) const {
