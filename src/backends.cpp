@@ -66,6 +66,8 @@ constexpr std::array lock_backends{
     LockBackend{"redis", open_redis_lock, redis_fence_resource},
     LockBackend{"rediss", open_redis_lock, redis_fence_resource},
     LockBackend{"unix", open_redis_lock, redis_fence_resource},
+    LockBackend{"redis+cluster", open_redis_lock, redis_fence_resource},
+    LockBackend{"rediss+cluster", open_redis_lock, redis_fence_resource},
     LockBackend{"redis+sentinel", open_sentinel_lock, redis_fence_resource},
     LockBackend{"rediss+sentinel", open_sentinel_lock, redis_fence_resource},
 };

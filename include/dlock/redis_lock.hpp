@@ -1,4 +1,5 @@
-// Locks on one Redis server: every operation is one script, one round trip.
+// Locks on one Redis server, or on a Redis Cluster (each lock on the node that serves its slot):
+// every operation is one script, one round trip.
 //
 // In the dlock layout each lock owns these names in Redis, all sharing one cluster hash tag,
 // and none outlives its use: each has a TTL.
@@ -24,6 +25,7 @@
 
 #include "dlock/lock.hpp"
 #include "dlock/redis.hpp"
+#include "dlock/redis_cluster.hpp"
 
 #include <chrono>
 #include <string>
@@ -117,7 +119,7 @@ private:
     std::optional<bool> replica_;
     std::string replicas_text_;
     std::string wait_timeout_ms_;
-    redis::Connection connection_;
+    redis::Router connection_; // one server, or each lock's node of a Redis Cluster
 };
 
 } // namespace dlock

@@ -35,7 +35,9 @@ void add_global_options(CLI::App& app, Invocation& inv) {
 
     app.add_option("--redis", global.redis_url,
                    "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
-                   "unix:///path/to/socket[?db=N] or "
+                   "unix:///path/to/socket[?db=N], a Redis Cluster's seed nodes "
+                   "redis+cluster://host:port,host:port/ (rediss+cluster:// for TLS), or a master "
+                   "found through Redis Sentinel "
                    "redis+sentinel://host[:port][,host[:port]...]/MASTER_NAME[/db]")
         ->type_name("URL")
         ->capture_default_str();
