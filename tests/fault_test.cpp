@@ -7,6 +7,7 @@
 // Redis's count of blocked clients, a line in a file), never by sleeping and hoping. Time bounds
 // are generous: they prove a mechanism (a lease end, a timeout), not speed, on a loaded machine.
 #include "support/ledger_file.hpp"
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -30,41 +31,18 @@
 
 using namespace std::chrono_literals;
 using dlock::test::Child;
+using dlock::test::contains;
+using dlock::test::eventually;
+using dlock::test::finish;
 using dlock::test::line_count;
+using dlock::test::process_state;
 using dlock::test::ProcessResult;
 using dlock::test::RedisServer;
+using dlock::test::seconds_since;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
-
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// Waits until `check()` holds; false after `limit`.
-template <typename Check>
-bool eventually(Check check, std::chrono::milliseconds limit) {
-    const auto deadline = Clock::now() + limit;
-    while (!check()) {
-        if (Clock::now() > deadline)
-            return false;
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
-}
-
-// The state letter of /proc/PID/stat: 'T' stopped, 'S' sleeping, 'Z' zombie, ...
-char process_state(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const auto close = text.rfind(')');
-    return close == std::string::npos || close + 2 >= text.size() ? '?' : text[close + 2];
-}
 
 // A private redis-server and a ledger file in a temp folder; dlock (and scripts that call it
 // as "$DLOCK_BIN") find both through the environment.
@@ -123,11 +101,6 @@ struct Fleet {
     }
     void wait_for_waiters(int count) const { REQUIRE(server.wait_for_blocked_clients(count, 20s)); }
 };
-
-ProcessResult finish(Child& child, std::chrono::milliseconds limit) {
-    REQUIRE_MESSAGE(child.wait_for(limit), "process still running after the deadline");
-    return child.wait();
-}
 
 // The fences of an account's journal entries, oldest first.
 std::vector<std::int64_t> journal_fences(const std::string& db, int account) {

@@ -4,6 +4,7 @@
 // a FIFO the test reads with a deadline, and process exits are watched through pidfds, which
 // work for processes that are not the test's children too. Timing bounds are generous: they
 // prove a mechanism (renewal, lease end, grace period), not speed.
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -78,25 +79,6 @@ private:
     int fd_ = -1;
     std::string buffer_;
 };
-
-// True once process `pid` has exited (zombie or reaped), waiting at most `limit`.
-bool exits_within(pid_t pid, milliseconds limit) {
-    const int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-    if (fd < 0)
-        return errno == ESRCH;
-    pollfd pfd{fd, POLLIN, 0};
-    const int ready = poll(&pfd, 1, static_cast<int>(limit.count()));
-    close(fd);
-    return ready > 0;
-}
-
-bool has_exited(pid_t pid) {
-    return exits_within(pid, 0ms);
-}
-
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 std::vector<pid_t> pids_in(const std::string& line) {
     std::vector<pid_t> pids;
