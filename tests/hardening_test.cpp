@@ -84,46 +84,6 @@ struct KillOnExit {
     ~KillOnExit() { kill(target, SIGKILL); }
 };
 
-// A FIFO a command writes lines to; the test holds both ends, so neither side blocks.
-class Fifo {
-public:
-    explicit Fifo(std::string path) : path_(std::move(path)) {
-        REQUIRE(mkfifo(path_.c_str(), 0600) == 0);
-        fd_ = open(path_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        REQUIRE(fd_ >= 0);
-    }
-    ~Fifo() { close(fd_); }
-    Fifo(const Fifo&) = delete;
-    Fifo& operator=(const Fifo&) = delete;
-    const std::string& path() const { return path_; }
-
-    std::optional<std::string> read_line(milliseconds limit) {
-        const auto deadline = Clock::now() + limit;
-        for (;;) {
-            if (const auto newline = buffer_.find('\n'); newline != std::string::npos) {
-                std::string line = buffer_.substr(0, newline);
-                buffer_.erase(0, newline + 1);
-                return line;
-            }
-            const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
-            if (left.count() <= 0)
-                return std::nullopt;
-            pollfd pfd{fd_, POLLIN, 0};
-            if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0)
-                continue;
-            char chunk[256];
-            const ssize_t n = read(fd_, chunk, sizeof chunk);
-            if (n > 0)
-                buffer_.append(chunk, static_cast<std::size_t>(n));
-        }
-    }
-
-private:
-    std::string path_;
-    int fd_ = -1;
-    std::string buffer_;
-};
-
 // A client socket connected to the unix socket at `path`, or -1: the peers' way to the real Redis.
 int connect_unix(const std::string& path) {
     const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -34,52 +34,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// A FIFO the command writes lines to. The test holds both ends, so opening it for writing
-// never blocks the command and reading never sees EOF.
-class Fifo {
-public:
-    explicit Fifo(std::string path) : path_(std::move(path)) {
-        REQUIRE(mkfifo(path_.c_str(), 0600) == 0);
-        fd_ = open(path_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        REQUIRE(fd_ >= 0);
-    }
-    ~Fifo() { close(fd_); }
-    Fifo(const Fifo&) = delete;
-    Fifo& operator=(const Fifo&) = delete;
-
-    const std::string& path() const { return path_; }
-
-    // The next line written, or nullopt if none comes within `limit`.
-    std::optional<std::string> read_line(milliseconds limit) {
-        const auto deadline = Clock::now() + limit;
-        for (;;) {
-            const auto newline = buffer_.find('\n');
-            if (newline != std::string::npos) {
-                std::string line = buffer_.substr(0, newline);
-                buffer_.erase(0, newline + 1);
-                return line;
-            }
-            const auto left =
-                std::max(std::chrono::ceil<milliseconds>(deadline - Clock::now()), milliseconds{0});
-            pollfd pfd{fd_, POLLIN, 0};
-            if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) {
-                if (left.count() == 0)
-                    return std::nullopt;
-                continue;
-            }
-            char chunk[256];
-            const ssize_t n = read(fd_, chunk, sizeof chunk);
-            if (n > 0)
-                buffer_.append(chunk, static_cast<std::size_t>(n));
-        }
-    }
-
-private:
-    std::string path_;
-    int fd_ = -1;
-    std::string buffer_;
-};
-
 std::vector<pid_t> pids_in(const std::string& line) {
     std::vector<pid_t> pids;
     std::size_t pos = 0;

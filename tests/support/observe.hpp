@@ -1,8 +1,10 @@
 // What the tests watch for: text in output, a condition that comes true in time, a process's
-// state in /proc, a process's exit. Synchronisation by observation, never by sleeping and hoping.
+// state in /proc, a process's exit, lines a command writes to a FIFO. Synchronisation by
+// observation, never by sleeping and hoping.
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <thread>
@@ -36,5 +38,25 @@ char process_state(pid_t pid);
 // be our child.
 bool exits_within(pid_t pid, std::chrono::milliseconds limit);
 bool has_exited(pid_t pid);
+
+// A FIFO a command writes lines to. The test holds both ends, so opening it for writing
+// never blocks the command and reading never sees EOF.
+class Fifo {
+public:
+    explicit Fifo(std::string path);
+    ~Fifo();
+    Fifo(const Fifo&) = delete;
+    Fifo& operator=(const Fifo&) = delete;
+
+    const std::string& path() const { return path_; }
+
+    // The next line written, or nullopt if none comes within `limit`.
+    std::optional<std::string> read_line(std::chrono::milliseconds limit);
+
+private:
+    std::string path_;
+    int fd_ = -1;
+    std::string buffer_;
+};
 
 } // namespace dlock::test
