@@ -6,6 +6,7 @@
 // Synchronization is by observation (a process's state in /proc, the ledger's write lock,
 // Redis's count of blocked clients, a line in a file), never by sleeping and hoping. Time bounds
 // are generous: they prove a mechanism (a lease end, a timeout), not speed, on a loaded machine.
+#include "support/fleet.hpp"
 #include "support/ledger_file.hpp"
 #include "support/observe.hpp"
 #include "support/process.hpp"
@@ -46,7 +47,7 @@ namespace {
 
 // A private redis-server and a ledger file in a temp folder; dlock (and scripts that call it
 // as "$DLOCK_BIN") find both through the environment.
-struct Fleet {
+struct Fleet : dlock::test::FleetCommands<Fleet> {
     Fleet() = default;
     Fleet(const Fleet&) = delete;
     Fleet& operator=(const Fleet&) = delete;
@@ -58,39 +59,6 @@ struct Fleet {
     std::vector<std::string> env{"DLOCK_REDIS_URL=" + server.url(), "DLOCK_DB=" + db,
                                  std::string("DLOCK_BIN=") + DLOCK_BINARY};
 
-    ProcessResult dlock(const std::vector<std::string>& args) const {
-        return dlock::test::run_dlock(args, env);
-    }
-    json dlock_json(std::vector<std::string> args) const {
-        args.push_back("--json");
-        const ProcessResult result = dlock(args);
-        CAPTURE(result.err);
-        return json::parse(result.out);
-    }
-    std::vector<std::string> argv(const std::vector<std::string>& args) const {
-        std::vector<std::string> out{DLOCK_BINARY};
-        out.insert(out.end(), args.begin(), args.end());
-        return out;
-    }
-    std::unique_ptr<Child> start(const std::vector<std::string>& args) const {
-        return std::make_unique<Child>(argv(args), env);
-    }
-    // sh -c SCRIPT with $1.. = args.
-    std::unique_ptr<Child> start_shell(const std::string& script,
-                                       const std::vector<std::string>& args = {}) const {
-        std::vector<std::string> argv{"/bin/sh", "-c", script, "sh"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return std::make_unique<Child>(argv, env);
-    }
-    std::int64_t balance_cents(int account) const {
-        const json answer = dlock_json({"balance", "--account", std::to_string(account)});
-        REQUIRE(answer["status"] == "ok");
-        return answer["balance_cents"].get<std::int64_t>();
-    }
-    void deposit(int account, const std::string& amount) const {
-        REQUIRE(dlock({"deposit", "--account", std::to_string(account), "--amount", amount})
-                    .exit_code == 0);
-    }
     // The ledger is sound: verify exits 0 and SQLite's own check finds nothing.
     void check_sound() const {
         const ProcessResult verify = dlock({"verify"});

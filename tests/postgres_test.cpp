@@ -7,6 +7,7 @@
 // Synchronization is by observation (pg_stat_activity, a process's state, rows in the journal),
 // never by sleeping and hoping.
 #include "support/fake_server.hpp"
+#include "support/fleet.hpp"
 #include "support/observe.hpp"
 #include "support/postgres_server.hpp"
 #include "support/process.hpp"
@@ -46,7 +47,7 @@ namespace {
 
 // A private redis-server and a fresh PostgreSQL database; dlock (and scripts that call it as
 // "$DLOCK_BIN") find both through the environment.
-struct Fleet {
+struct Fleet : dlock::test::FleetCommands<Fleet> {
     RedisServer server;
     std::string dir = dlock::test::make_temp_dir();
     std::string database = postgres_server().create_database();
@@ -59,44 +60,10 @@ struct Fleet {
     Fleet& operator=(const Fleet&) = delete;
     ~Fleet() { dlock::test::remove_tree(dir); }
 
-    ProcessResult dlock(const std::vector<std::string>& args,
-                        std::vector<std::string> extra_env = {}) const {
-        extra_env.insert(extra_env.begin(), env.begin(), env.end());
-        return dlock::test::run_dlock(args, extra_env);
-    }
-    json dlock_json(std::vector<std::string> args) const {
-        args.push_back("--json");
-        const ProcessResult result = dlock(args);
-        CAPTURE(result.err);
-        return json::parse(result.out);
-    }
-    std::vector<std::string> argv(const std::vector<std::string>& args) const {
-        std::vector<std::string> out{DLOCK_BINARY};
-        out.insert(out.end(), args.begin(), args.end());
-        return out;
-    }
-    std::unique_ptr<Child> start(const std::vector<std::string>& args) const {
-        return std::make_unique<Child>(argv(args), env);
-    }
-    std::unique_ptr<Child> start_shell(const std::string& script,
-                                       const std::vector<std::string>& args = {}) const {
-        std::vector<std::string> argv{"/bin/sh", "-c", script, "sh"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return std::make_unique<Child>(argv, env);
-    }
     std::string sql(const std::string& statement) const {
         return postgres_server().sql(database, statement);
     }
     std::int64_t sql_int(const std::string& statement) const { return std::stoll(sql(statement)); }
-    std::int64_t balance_cents(int account) const {
-        const json answer = dlock_json({"balance", "--account", std::to_string(account)});
-        REQUIRE(answer["status"] == "ok");
-        return answer["balance_cents"].get<std::int64_t>();
-    }
-    void deposit(int account, const std::string& amount) const {
-        REQUIRE(dlock({"deposit", "--account", std::to_string(account), "--amount", amount})
-                    .exit_code == 0);
-    }
     // Every row of every ledger table: equal strings, equal ledgers.
     std::string contents() const {
         return sql("SELECT string_agg(r, E'\\n' ORDER BY r) FROM ("
