@@ -49,6 +49,8 @@ constexpr std::array lock_backends{
     LockBackend{"redis", open_redis_lock, redis_fence_resource},
     LockBackend{"rediss", open_redis_lock, redis_fence_resource},
     LockBackend{"unix", open_redis_lock, redis_fence_resource},
+    LockBackend{"redis+cluster", open_redis_lock, redis_fence_resource},
+    LockBackend{"rediss+cluster", open_redis_lock, redis_fence_resource},
 };
 
 const LockBackend& lock_backend(const LockConfig& config) {

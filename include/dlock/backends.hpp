@@ -18,7 +18,7 @@ namespace dlock {
 
 // Where locks live and how to reach them.
 struct LockConfig {
-    std::string url{redis::default_url}; // redis://..., rediss://..., unix://...
+    std::string url{redis::default_url}; // redis://, rediss://, unix://, redis+cluster://...
     redis::TlsOptions tls;               // rediss:// only: CA, client certificate, name
     // Used when the URL carries none (DLOCK_REDIS_PASSWORD); the URL's own password wins.
     std::optional<std::string> password;

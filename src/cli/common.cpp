@@ -32,8 +32,9 @@ void add_global_options(CLI::App& app, Invocation& inv) {
     global.tls_server_name = settings.value("tls_server_name");
 
     app.add_option("--redis", global.redis_url,
-                   "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS) or "
-                   "unix:///path/to/socket[?db=N]")
+                   "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
+                   "unix:///path/to/socket[?db=N], or a Redis Cluster's seed nodes "
+                   "redis+cluster://host:port,host:port/ (rediss+cluster:// for TLS)")
         ->type_name("URL")
         ->capture_default_str();
     app.add_option("--tls-ca", global.tls_ca,
