@@ -4,6 +4,7 @@
 //
 // Commands that hold a lock log "enter"/"exit" with CLOCK_MONOTONIC to one append-only file;
 // two holders overlapped exactly when one entered before the other exited.
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/sentinel_setup.hpp"
 
@@ -15,30 +16,17 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace {
 
 using namespace dlock::test;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
 SentinelSetup& setup() {
     static SentinelSetup topology;
     topology.wait_settled();
     return topology;
-}
-
-template <typename Check>
-bool eventually(Check check, std::chrono::milliseconds limit) {
-    const auto deadline = Clock::now() + limit;
-    while (!check()) {
-        if (Clock::now() >= deadline)
-            return false;
-        std::this_thread::sleep_for(10ms);
-    }
-    return true;
 }
 
 // The command a holder runs: logs "enter NAME NS", sleeps, logs "exit NAME NS"; on SIGTERM it

@@ -1,12 +1,12 @@
 #include "support/sentinel_setup.hpp"
 
+#include "support/observe.hpp"
+
 #include <stdexcept>
 #include <thread>
 
 namespace dlock::test {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 std::vector<std::string> lines(const std::string& text) {
     std::vector<std::string> out;
@@ -73,20 +73,17 @@ RedisServer& SentinelSetup::replica() {
 }
 
 bool SentinelSetup::wait_named(const RedisServer& server, std::chrono::seconds limit) {
-    const auto deadline = Clock::now() + limit;
-    for (;;) {
-        bool all = true;
-        for (auto& sentinel : sentinels_) {
-            const std::vector<std::string> named =
-                lines(sentinel->command({"SENTINEL", "get-master-addr-by-name", master_name}));
-            all = all && named.size() == 2 && named[1] == std::to_string(server.port());
-        }
-        if (all)
+    return eventually(
+        [&] {
+            for (auto& sentinel : sentinels_) {
+                const std::vector<std::string> named =
+                    lines(sentinel->command({"SENTINEL", "get-master-addr-by-name", master_name}));
+                if (named.size() != 2 || named[1] != std::to_string(server.port()))
+                    return false;
+            }
             return true;
-        if (Clock::now() >= deadline)
-            return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+        },
+        limit);
 }
 
 void SentinelSetup::wait_settled(std::chrono::seconds limit) {
