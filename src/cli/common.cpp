@@ -33,8 +33,11 @@ void add_global_options(CLI::App& app, Invocation& inv) {
 
     app.add_option("--redis", global.redis_url,
                    "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS) or "
-                   "unix:///path/to/socket[?db=N]")
+                   "unix:///path/to/socket[?db=N]; given 3, 5 or 7 times, a quorum of "
+                   "independent servers")
         ->type_name("URL")
+        ->multi_option_policy(CLI::MultiOptionPolicy::Join)
+        ->delimiter(' ')
         ->capture_default_str();
     app.add_option("--tls-ca", global.tls_ca,
                    "rediss://: verify the server against the CA certificates in FILE (PEM) "
