@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <poll.h>
 #include <random>
 #include <set>
 #include <thread>
@@ -143,14 +144,6 @@ struct Answer {
     bool answered() const { return reply.has_value(); }
 };
 
-// The answers of one call to every server, filled in by the calls' threads as they end.
-struct Round {
-    std::mutex mutex;
-    std::condition_variable changed;
-    std::vector<std::optional<Answer>> answers;
-    std::size_t pending = 0;
-};
-
 // Runs `work` on a thread of its own, detached, with every signal blocked in it: signals meant
 // for the process (SIGCHLD, SIGTERM for `dlock run`) must reach the thread that waits for them.
 template <typename Work>
@@ -186,107 +179,112 @@ std::string count_text(std::size_t n) {
 
 } // namespace
 
-// One server: how to reach it, and the connection its calls share. A call runs on a thread of
-// its own; while one is in flight, the next waits for it, at most until its own deadline.
+// One server: how to reach it, and its connection. A call that ended without this server's
+// reply leaves it `owed`: read and dropped before the next call's reply, so a server that hangs
+// never makes a new connection necessary, and never delays a later call beyond its deadline.
 struct QuorumLock::Server {
     explicit Server(redis::Options options_)
         : options(std::move(options_)), where(options.url.redacted()) {}
     redis::Options options;
     std::string where;
-    // Calls take turns in the order they were made: `serving` is the ticket whose turn it is; a
-    // call that gave up waiting leaves its ticket `abandoned`, to be skipped. `connection`
-    // belongs to the call whose turn it is.
-    std::mutex mutex;
-    std::condition_variable turn;
-    std::uint64_t next_ticket = 0;
-    std::uint64_t serving = 0;
-    std::set<std::uint64_t> abandoned;
     std::optional<redis::Connection> connection;
+    std::size_t owed = 0;
 };
 
 namespace {
 
 using ServerPtr = std::shared_ptr<QuorumLock::Server>;
 
-// Sends `commands[i]` (a pipeline; empty: nothing for that server) to server i, all at once,
-// and waits until every server has answered, `decided` says the answers so far settle the
-// outcome, or `wait` has passed. A server without an answer by then has "no answer within" the
-// timeout; its call goes on in the background, and later calls to that server wait for it. The last
-// reply of each pipeline is the answer; an error reply is an error.
+// Sends `commands[i]` to server i (nullopt: nothing for that server), to all of them at once,
+// then reads the replies as they come, polling every socket together, until every server has
+// answered, `decided` says the answers so far settle the outcome, or `wait` has passed. A
+// server without an answer by then has "no answer within" the timeout; its reply is dropped
+// when it comes. An error reply is an error. A server not connected yet is connected first,
+// within the same deadline: one that refuses answers at once.
 std::vector<Answer>
-call_all(const std::vector<ServerPtr>& servers, const std::vector<std::vector<Command>>& commands,
-         Millis wait, Millis timeout, Millis blocks_for = Millis{0},
+call_all(const std::vector<ServerPtr>& servers, const std::vector<std::optional<Command>>& commands,
+         Millis wait, Millis timeout,
          const std::function<bool(const std::vector<std::optional<Answer>>&)>& decided = {}) {
-    auto round = std::make_shared<Round>();
-    round->answers.resize(servers.size());
     const auto give_up = Clock::now() + wait;
-    for (std::size_t i = 0; i < servers.size(); ++i) {
-        if (commands[i].empty()) {
-            round->answers[i] = Answer{std::nullopt, "not asked"};
+    const auto left = [&] {
+        return std::max(std::chrono::ceil<Millis>(give_up - Clock::now()), Millis{0});
+    };
+    const std::size_t n = servers.size();
+    std::vector<std::optional<Answer>> answers(n);
+    std::vector<bool> waiting(n, false);
+    const auto fail = [&](std::size_t i, std::string why) {
+        servers[i]->connection.reset();
+        servers[i]->owed = 0;
+        waiting[i] = false;
+        answers[i] = Answer{std::nullopt, std::move(why)};
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!commands[i]) {
+            answers[i] = Answer{std::nullopt, "not asked"};
             continue;
         }
-        ++round->pending;
-        const ServerPtr& server = servers[i];
-        std::uint64_t ticket = 0;
-        {
-            const std::lock_guard guard(server->mutex);
-            ticket = server->next_ticket++;
+        QuorumLock::Server& server = *servers[i];
+        try {
+            if (!server.connection) {
+                redis::Options options = server.options;
+                options.timeout = std::max(left(), Millis{1});
+                server.connection.emplace(options);
+            }
+            server.connection->send(
+                std::vector<std::string_view>(commands[i]->begin(), commands[i]->end()));
+            waiting[i] = true;
+        } catch (const std::exception& e) {
+            fail(i, e.what());
         }
-        spawn([server, round, i, pipeline = commands[i], blocks_for, give_up, ticket] {
-            Answer answer;
-            bool ran = false;
-            {
-                std::unique_lock lock(server->mutex);
-                ran = server->turn.wait_until(lock, give_up,
-                                              [&] { return server->serving == ticket; });
-                if (!ran)
-                    server->abandoned.insert(ticket);
-            }
-            if (!ran) {
-                answer.error = server->where + ": no answer yet to an earlier call";
-            } else {
-                try {
-                    if (!server->connection)
-                        server->connection.emplace(server->options);
-                    std::vector<std::vector<std::string_view>> views;
-                    for (const Command& command : pipeline)
-                        views.emplace_back(command.begin(), command.end());
-                    std::vector<redis::Reply> replies =
-                        server->connection->pipeline(views, blocks_for);
-                    answer.reply.emplace(std::move(replies.back()));
-                } catch (const std::exception& e) {
-                    server->connection.reset(); // a fresh connection next time
-                    answer.error = e.what();
+    }
+    for (;;) {
+        std::vector<pollfd> readable;
+        std::vector<std::size_t> polled;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (!waiting[i])
+                continue;
+            QuorumLock::Server& server = *servers[i];
+            try {
+                while (waiting[i]) {
+                    std::optional<redis::Reply> reply = server.connection->receive(Millis{0});
+                    if (!reply)
+                        break;
+                    if (server.owed > 0) {
+                        --server.owed; // an earlier call's, too late for it
+                        continue;
+                    }
+                    waiting[i] = false;
+                    if (const auto error = reply->view().error())
+                        answers[i] = Answer{std::nullopt, server.where + ": " + *error};
+                    else
+                        answers[i] = Answer{std::move(reply), ""};
                 }
-                const std::lock_guard guard(server->mutex);
-                ++server->serving;
-                while (server->abandoned.erase(server->serving) > 0)
-                    ++server->serving;
-                server->turn.notify_all();
+            } catch (const std::exception& e) {
+                fail(i, e.what());
             }
-            const std::lock_guard guard(round->mutex);
-            round->answers[i] = std::move(answer);
-            --round->pending;
-            round->changed.notify_all();
-        });
+            if (waiting[i]) {
+                readable.push_back({server.connection->descriptor(), POLLIN, 0});
+                polled.push_back(i);
+            }
+        }
+        if (readable.empty() || (decided && decided(answers)) || left().count() <= 0)
+            break;
+        ::poll(readable.data(), readable.size(), static_cast<int>(left().count()));
     }
-    std::unique_lock lock(round->mutex);
-    round->changed.wait_until(lock, give_up, [&] {
-        return round->pending == 0 || (decided && decided(round->answers));
-    });
-    std::vector<Answer> answers;
-    for (std::size_t i = 0; i < servers.size(); ++i) {
-        if (round->answers[i])
-            answers.push_back(std::move(*round->answers[i]));
-        else
-            answers.push_back(Answer{std::nullopt, servers[i]->where + ": no answer within " +
-                                                       format_duration(timeout)});
+    std::vector<Answer> out;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (waiting[i]) {
+            ++servers[i]->owed;
+            answers[i] = Answer{std::nullopt, servers[i]->where + ": no answer within " +
+                                                  format_duration(timeout)};
+        }
+        out.push_back(std::move(*answers[i]));
     }
-    return answers;
+    return out;
 }
 
-std::vector<std::vector<Command>> same_for_all(std::size_t servers, const Command& command) {
-    return std::vector<std::vector<Command>>(servers, std::vector<Command>{command});
+std::vector<std::optional<Command>> same_for_all(std::size_t servers, const Command& command) {
+    return std::vector<std::optional<Command>>(servers, command);
 }
 
 Command eval(const std::string& body, const LockKeys& keys, std::vector<std::string> args) {
@@ -470,7 +468,7 @@ QuorumLock::Attempt QuorumLock::attempt(const LockKeys& keys, const std::string&
         same_for_all(n, eval(acquire_script, keys,
                              {token, std::to_string(ttl.count()), fence_ttl_ms, who.host,
                               std::to_string(who.pid), who.user, who.command, keys.channel})),
-        timeout_, timeout_, Millis{0}, decided);
+        timeout_, timeout_, decided);
 
     Attempt attempt;
     attempt.result.sent = start - clock_drift_allowance(ttl); // sent + ttl: the validity's end
@@ -500,13 +498,13 @@ QuorumLock::Attempt QuorumLock::attempt(const LockKeys& keys, const std::string&
     // The servers that took it with a lower counter get the fence written back, until a
     // majority stores it.
     std::size_t stored = 0;
-    std::vector<std::vector<Command>> write_back(n);
+    std::vector<std::optional<Command>> write_back(n);
     for (const std::size_t i : taken) {
         if (answers[i].reply->view()[1].integer() == fence)
             ++stored;
         else
-            write_back[i].push_back(eval(store_fence_script, keys,
-                                         {std::to_string(fence), fence_ttl_ms, token}));
+            write_back[i] =
+                eval(store_fence_script, keys, {std::to_string(fence), fence_ttl_ms, token});
     }
     if (taken.size() >= needed && stored < needed) {
         const auto left = std::chrono::ceil<Millis>(valid_until - Clock::now());
@@ -585,8 +583,8 @@ AcquireResult QuorumLock::block(std::string_view key, Millis ttl, Millis wait,
             heard = wakeups->releases;
         }
         if (last.split)
-            std::this_thread::sleep_for(Millis{std::uniform_int_distribution<Millis::rep>{
-                1, split_backoff.count()}(jitter)});
+            std::this_thread::sleep_for(Millis{
+                std::uniform_int_distribution<Millis::rep>{1, split_backoff.count()}(jitter)});
         last = attempt(keys, token, ttl);
         if (last.result.acquired())
             return last.result;
@@ -608,9 +606,9 @@ AcquireResult QuorumLock::block(std::string_view key, Millis ttl, Millis wait,
 OwnerCheck QuorumLock::release(std::string_view key, std::string_view token) {
     validate_key(key);
     validate_token(token);
-    return owner_check(
-        release_everywhere(servers_, lock_keys(settings_.prefix, key), std::string(token), timeout_),
-        1);
+    return owner_check(release_everywhere(servers_, lock_keys(settings_.prefix, key),
+                                          std::string(token), timeout_),
+                       1);
 }
 
 // Done when a majority renewed it before the lease's validity ends; whatever the rest answer.
@@ -632,7 +630,7 @@ OwnerCheck QuorumLock::extend(std::string_view key, std::string_view token, Mill
         same_for_all(n, eval(owner_checked_script, keys,
                              {std::string(token), keys.channel, std::to_string(ttl.count()),
                               std::to_string((ttl + settings_.fence_idle).count())})),
-        timeout_, timeout_, Millis{0}, decided);
+        timeout_, timeout_, decided);
     const OwnerCheck check = owner_check(answers, needed);
     if (check == OwnerCheck::done && Clock::now() >= start + ttl - clock_drift_allowance(ttl))
         return OwnerCheck::not_held; // renewed too late to count on
@@ -725,11 +723,11 @@ std::vector<LockListing> QuorumLock::list(std::string_view pattern) {
     std::vector<bool> done(n, false);
     std::set<std::string> keys;
     for (;;) {
-        std::vector<std::vector<Command>> scans(n);
+        std::vector<std::optional<Command>> scans(n);
         for (std::size_t i = 0; i < n; ++i)
             if (!done[i])
-                scans[i].push_back({"SCAN", cursors[i], "MATCH", match, "COUNT", "1000", "TYPE",
-                                    "string"});
+                scans[i] =
+                    Command{"SCAN", cursors[i], "MATCH", match, "COUNT", "1000", "TYPE", "string"};
         if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }))
             break;
         const std::vector<Answer> answers = call_all(servers_, scans, timeout_, timeout_);
@@ -744,8 +742,8 @@ std::vector<LockListing> QuorumLock::list(std::string_view pattern) {
             cursors[i] = view[0].string();
             done[i] = cursors[i] == "0";
             for (std::size_t k = 0; k < view[1].size(); ++k)
-                keys.insert(key_of_lock_name(KeyLayout::dlock, settings_.prefix,
-                                             view[1][k].string()));
+                keys.insert(
+                    key_of_lock_name(KeyLayout::dlock, settings_.prefix, view[1][k].string()));
         }
     }
     std::vector<LockListing> listings;

@@ -420,7 +420,8 @@ std::string percent_decoded(std::string_view text) {
 
 } // namespace
 
-std::optional<HolderDetails> holder_details(const redis::ReplyView fields, const std::string& token) {
+std::optional<HolderDetails> holder_details(const redis::ReplyView fields,
+                                            const std::string& token) {
     HolderDetails details;
     std::string owner;
     for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
@@ -483,7 +484,8 @@ std::string key_of_lock_name(KeyLayout layout, std::string_view prefix,
     if (layout == KeyLayout::plain)
         return std::string(lock_name.substr(prefix.size()));
     // PREFIX{ENCODED}: the KEY is between the braces.
-    return percent_decoded(lock_name.substr(prefix.size() + 1, lock_name.size() - prefix.size() - 2));
+    return percent_decoded(
+        lock_name.substr(prefix.size() + 1, lock_name.size() - prefix.size() - 2));
 }
 
 std::string lock_names_matching(KeyLayout layout, std::string_view prefix,

@@ -22,7 +22,7 @@ struct LockConfig {
     // redis://..., rediss://..., unix://...; or 3, 5 or 7 of them separated by spaces: a quorum
     // of independent servers (quorum_lock.hpp).
     std::string url{redis::default_url};
-    redis::TlsOptions tls;               // rediss:// only: CA, client certificate, name
+    redis::TlsOptions tls; // rediss:// only: CA, client certificate, name
     // Used when the URL carries none (DLOCK_REDIS_PASSWORD); the URL's own password wins.
     std::optional<std::string> password;
     Millis timeout = redis::default_timeout; // connect, and each command

@@ -46,8 +46,7 @@ LockKeys lock_keys(KeyLayout layout, std::string_view prefix, std::string_view k
 
 // KEY from a lock's Redis name, and the glob that matches the Redis names of the locks whose KEY
 // matches `pattern` (* ? [..] as in Redis MATCH).
-std::string key_of_lock_name(KeyLayout layout, std::string_view prefix,
-                             std::string_view lock_name);
+std::string key_of_lock_name(KeyLayout layout, std::string_view prefix, std::string_view lock_name);
 std::string lock_names_matching(KeyLayout layout, std::string_view prefix,
                                 std::string_view pattern);
 
