@@ -9,11 +9,13 @@
 //   quorum_cycle: the median acquire + release on all of them
 //   contended_per_s: WORKERS threads, each its own QuorumLock, taking one key with block() and
 //     releasing it at once, for SECONDS: lock entries per second
-// With "paused" as CYCLES: the time one acquire + release takes while the caller has paused the
-// first server (CLIENT PAUSE), with TIMEOUT_MS as the timeout.
+// With "paused" as CYCLES: the time one acquire + release takes while the first server is
+// paused (CLIENT PAUSE, sent here once the quorum's connections are up), with TIMEOUT_MS as the
+// timeout.
 // Not a test: it asserts nothing about speed. Not installed.
 #include "dlock/backends.hpp"
 #include "dlock/error.hpp"
+#include "dlock/redis.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -81,13 +83,19 @@ int main(int argc, char** argv) {
 
         if (mode == "paused") {
             const auto quorum = open(urls, timeout_ms);
+            cycles_on(*quorum, 2);
+            dlock::redis::Options admin_options;
+            admin_options.url = dlock::redis::parse_url(urls.front());
+            dlock::redis::Connection admin(admin_options);
+            admin.command({"CLIENT", "PAUSE", std::to_string(timeout_ms * 4), "ALL"});
             const auto start = Clock::now();
             const dlock::AcquireResult result =
                 quorum->try_acquire("paused", dlock::Millis{10'000});
             if (result.acquired())
                 quorum->release("paused", result.lease->token);
-            std::printf("paused_answer=%ld acquired=%d\n", micros_since(start),
-                        result.acquired() ? 1 : 0);
+            const long took = micros_since(start);
+            admin.command({"CLIENT", "UNPAUSE"});
+            std::printf("paused_answer=%ld acquired=%d\n", took, result.acquired() ? 1 : 0);
             return 0;
         }
         const int cycles = std::stoi(mode);

@@ -133,7 +133,7 @@ constexpr Millis subscriber_check{200};
 // After an attempt that took the lock on some servers but not a majority (waiters split the
 // servers), a random pause of up to this long before the next, as the Redlock spec asks, so
 // that one of them wins the next round.
-constexpr Millis split_backoff{20};
+constexpr Millis split_backoff{5};
 
 using Command = std::vector<std::string>;
 
@@ -178,6 +178,18 @@ std::string count_text(std::size_t n) {
 }
 
 } // namespace
+
+// How a waiter hears of releases: a subscriber per server to the lock's events channel, each on
+// a thread and a connection of its own, counting the releases announced anywhere. Kept for the
+// life of the QuorumLock, for its next wait on the same lock.
+struct QuorumLock::Wakeups {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::uint64_t releases = 0;
+    std::size_t settled = 0; // subscribers that are listening, or gave up
+    std::size_t ended = 0;   // subscribers that gave up (their server went away)
+    bool stop = false;
+};
 
 // One server: how to reach it, and its connection. A call that ended without this server's
 // reply leaves it `owed`: read and dropped before the next call's reply, so a server that hangs
@@ -329,18 +341,8 @@ void need_majority(const std::vector<Answer>& answers) {
                     "(delete it to restart the counter from the clock)");
 }
 
-// How a waiter hears of releases: a subscriber per server to the lock's events channel, each on
-// a thread and a connection of its own, counting the releases announced anywhere.
-struct Wakeups {
-    std::mutex mutex;
-    std::condition_variable changed;
-    std::uint64_t releases = 0;
-    std::size_t settled = 0; // subscribers that are listening, or gave up
-    bool stop = false;
-};
-
 void listen_for_releases(const ServerPtr& server, const std::string& channel,
-                         const std::shared_ptr<Wakeups>& wakeups) {
+                         const std::shared_ptr<QuorumLock::Wakeups>& wakeups) {
     spawn([options = server->options, channel, wakeups] {
         bool settled = false;
         const auto settle = [&] {
@@ -379,17 +381,32 @@ void listen_for_releases(const ServerPtr& server, const std::string& channel,
             // This server's releases go unheard; the holder's TTL still bounds the wait.
         }
         settle();
+        const std::lock_guard guard(wakeups->mutex);
+        ++wakeups->ended;
     });
 }
 
 // The owner-checked release on every server; each answers 1 (released), 0 (not held) or -1
-// (another owner's).
+// (another owner's). Settled once a majority answered and one of them released it: the release
+// is on its way to the rest (sent before any answer is read), and what they answer changes
+// nothing.
 std::vector<Answer> release_everywhere(const std::vector<ServerPtr>& servers, const LockKeys& keys,
                                        const std::string& token, Millis timeout) {
+    const auto decided = [&](const std::vector<std::optional<Answer>>& answers) {
+        std::size_t answered = 0;
+        bool released = false;
+        for (const auto& a : answers) {
+            if (!a || !a->answered())
+                continue;
+            ++answered;
+            released = released || a->reply->view().integer() == 1;
+        }
+        return released && answered >= majority(servers.size());
+    };
     return call_all(servers,
                     same_for_all(servers.size(),
                                  eval(owner_checked_script, keys, {token, keys.channel, "", ""})),
-                    timeout, timeout);
+                    timeout, timeout, decided);
 }
 
 // The quorum's answer from each server's owner check: done when `done_needed` servers did it;
@@ -433,7 +450,12 @@ QuorumLock::QuorumLock(std::vector<redis::Options> servers, RedisLockSettings se
         servers_.push_back(std::make_shared<Server>(std::move(options)));
 }
 
-QuorumLock::~QuorumLock() = default;
+QuorumLock::~QuorumLock() {
+    for (auto& [channel, wakeups] : listening_) {
+        const std::lock_guard guard(wakeups->mutex);
+        wakeups->stop = true;
+    }
+}
 
 std::string QuorumLock::fence_resource(std::string_view key) const {
     validate_key(key);
@@ -544,10 +566,10 @@ AcquireResult QuorumLock::try_acquire(std::string_view key, Millis ttl) {
 }
 
 // Waiting is pushed: before its second attempt a waiter subscribes to the lock's events channel on
-// every server at once, and retries as soon as any server announces a release, or when the
-// holder's lease runs out on a majority (an expiry announces nothing). Waiters are not queued:
-// after a release they race, and one that took some servers but not a majority releases them and
-// retries after a short random pause.
+// every server at once (once per lock and QuorumLock), and retries as soon as any server announces
+// a release, or when the holder's lease runs out on a majority (an expiry announces nothing).
+// Waiters are not queued: after a release they race, and one that took some servers but not a
+// majority releases them and retries after a short random pause.
 AcquireResult QuorumLock::block(std::string_view key, Millis ttl, Millis wait,
                                 const WaitObserver& observer) {
     validate_key(key);
@@ -558,17 +580,18 @@ AcquireResult QuorumLock::block(std::string_view key, Millis ttl, Millis wait,
     if (last.result.acquired() || wait.count() <= 0)
         return last.result;
 
-    auto wakeups = std::make_shared<Wakeups>();
-    struct StopListening {
-        std::shared_ptr<Wakeups> wakeups;
-        ~StopListening() {
-            const std::lock_guard guard(wakeups->mutex);
+    std::shared_ptr<Wakeups>& wakeups = listening_[keys.channel];
+    if (wakeups) {
+        const std::lock_guard guard(wakeups->mutex);
+        if (wakeups->ended == servers_.size()) { // every subscriber lost its server: again
             wakeups->stop = true;
+            wakeups.reset();
         }
-    } stop_listening{wakeups};
-    for (const ServerPtr& server : servers_)
-        listen_for_releases(server, keys.channel, wakeups);
-    {
+    }
+    if (!wakeups) {
+        wakeups = std::make_shared<Wakeups>();
+        for (const ServerPtr& server : servers_)
+            listen_for_releases(server, keys.channel, wakeups);
         std::unique_lock lock(wakeups->mutex);
         wakeups->changed.wait_for(lock, timeout_,
                                   [&] { return wakeups->settled == servers_.size(); });

@@ -26,6 +26,7 @@
 #include "dlock/redis.hpp"
 #include "dlock/redis_lock.hpp"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -64,12 +65,14 @@ public:
     std::string fence_resource(std::string_view key) const override;
 
     struct Server;
+    struct Wakeups;
 
 private:
     struct Attempt;
     Attempt attempt(const LockKeys& keys, const std::string& token, Millis ttl);
 
     std::vector<std::shared_ptr<Server>> servers_;
+    std::map<std::string, std::shared_ptr<Wakeups>> listening_; // by events channel
     RedisLockSettings settings_;
     Millis timeout_;
 };
