@@ -118,23 +118,34 @@ TEST_CASE("an empty or option-looking prefix is refused, not taken from the next
     CHECK_THROWS_AS(parse({"--layout", "flat", "acquire", "job"}), CLI::ValidationError);
 }
 
-TEST_CASE("only the invoked subcommand's group is declared; help and mistakes get the whole tree") {
-    const auto invoked = [](std::vector<const char*> args) {
+TEST_CASE("only the invoked subcommand is declared; help and mistakes get the whole tree") {
+    CLI::App globals{"dlock", "dlock"};
+    Invocation global_inv;
+    add_global_options(globals, global_inv);
+    const auto invoked = [&globals](std::vector<const char*> args) {
         args.insert(args.begin(), "dlock");
-        return std::string(invoked_subcommand(static_cast<int>(args.size()), args.data()));
+        return std::string(invoked_subcommand(globals, static_cast<int>(args.size()), args.data()));
     };
     CHECK(invoked({"acquire", "job"}) == "acquire");
     CHECK(invoked({"--redis", "redis://h", "-E", "3", "--json", "status", "job"}) == "status");
     CHECK(invoked({"--prefix=app:", "-v", "withdraw", "--account", "1"}) == "withdraw");
     CHECK(invoked({"--db", "acquire", "balance"}) == "balance"); // --db's value is not a command
+    // Every global option that takes a value is known as one, not only those once listed.
+    CHECK(invoked({"--tls-ca", "status", "acquire", "job"}) == "acquire");
+    CHECK(invoked({"--tls-server-name", "list", "-q", "release", "job"}) == "release");
     CHECK(invoked({"--help"}).empty());
     CHECK(invoked({"acqire", "job"}).empty());
     CHECK(invoked({"--", "acquire"}).empty());
 
-    // A group alone parses its own commands as the whole tree would.
+    // A subcommand alone parses its arguments as the whole tree would.
     CLI::App app{"dlock", "dlock"};
     Invocation inv;
     add_commands(app, inv, "acquire");
-    CHECK_NOTHROW(app.get_subcommand("force-release"));
+    CHECK_NOTHROW(app.get_subcommand("acquire"));
+    CHECK_THROWS(app.get_subcommand("release"));
     CHECK_THROWS(app.get_subcommand("withdraw"));
+    // Refused as the whole tree refuses it (valid arguments would run it).
+    const char* args[] = {"dlock", "acquire", "job", "--ttl", "2s", "--owner", "x"};
+    CHECK_THROWS_AS(app.parse(7, args), CLI::ExtrasError);
+    CHECK_THROWS_AS(parse({"acquire", "job", "--ttl", "2s", "--owner", "x"}), CLI::ExtrasError);
 }

@@ -11,9 +11,10 @@
 namespace dlock::cli {
 namespace {
 
-// The subcommand groups, each set up by one function, with the names it adds.
+// The subcommand groups, each set up by one function, with the names it adds. The function adds
+// the one subcommand it is given, or all of its subcommands when given none.
 struct CommandGroup {
-    void (*setup)(CLI::App&, Invocation&);
+    void (*setup)(CLI::App&, Invocation&, std::string_view only);
     std::vector<std::string_view> names;
 };
 
@@ -28,10 +29,12 @@ const std::array<CommandGroup, 4>& command_groups() {
     return groups;
 }
 
-// The global options that take a value in the next word.
-constexpr std::array<std::string_view, 8> global_options_with_value{
-    "--redis", "--timeout", "--prefix", "--layout", "-E", "--conflict-exit-code",
-    "--db",    "--config"};
+void add_subcommands(CLI::App& app, Invocation& inv, std::string_view invoked) {
+    for (const CommandGroup& group : command_groups())
+        if (invoked.empty() ||
+            std::find(group.names.begin(), group.names.end(), invoked) != group.names.end())
+            group.setup(app, inv, invoked);
+}
 
 } // namespace
 
@@ -39,26 +42,28 @@ void add_commands(CLI::App& app, Invocation& inv, std::string_view invoked) {
     app.require_subcommand(1);
     app.fallthrough(); // global options may also follow the subcommand
     add_global_options(app, inv);
-    for (const CommandGroup& group : command_groups())
-        if (invoked.empty() ||
-            std::find(group.names.begin(), group.names.end(), invoked) != group.names.end())
-            group.setup(app, inv);
+    add_subcommands(app, inv, invoked);
 }
 
-std::string_view invoked_subcommand(int argc, const char* const* argv) {
+void add_commands(CLI::App& app, Invocation& inv, int argc, const char* const* argv) {
+    app.require_subcommand(1);
+    app.fallthrough();
+    add_global_options(app, inv);
+    add_subcommands(app, inv, invoked_subcommand(app, argc, argv));
+}
+
+std::string_view invoked_subcommand(const CLI::App& app, int argc, const char* const* argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (arg == "--")
             return {};
-        const bool takes_value =
-            std::find(global_options_with_value.begin(), global_options_with_value.end(), arg) !=
-            global_options_with_value.end();
-        if (takes_value) {
-            ++i;
-            continue;
-        }
-        if (arg.empty() || arg.front() == '-')
+        if (arg.empty() || arg.front() == '-') {
+            // A global option whose value is the next word: that word is no subcommand.
+            const CLI::Option* option = app.get_option_no_throw(std::string(arg));
+            if (option != nullptr && option->get_items_expected_min() > 0)
+                ++i;
             continue; // a flag, or an option's `=` form
+        }
         for (const CommandGroup& group : command_groups())
             if (std::find(group.names.begin(), group.names.end(), arg) != group.names.end())
                 return arg;
@@ -67,7 +72,7 @@ std::string_view invoked_subcommand(int argc, const char* const* argv) {
     return {};
 }
 
-void setup_config_command(CLI::App& app, Invocation& inv) {
+void setup_config_command(CLI::App& app, Invocation& inv, std::string_view /*only*/) {
     auto* command = app.add_subcommand(
         "config", "Print the effective settings and where each came from (passwords masked)");
     command->callback([&inv] { inv.exit_code = print_settings(inv); });

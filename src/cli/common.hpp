@@ -53,6 +53,11 @@ std::unique_ptr<LockService> open_locks(const GlobalOptions& global, Identity id
 // The required KEY positional.
 CLI::Option* add_key_argument(CLI::App& command, std::string& key);
 
+// Whether a group's setup adds the subcommand `name` when main() asked for `only` (empty: all).
+inline bool builds(std::string_view only, std::string_view name) {
+    return only.empty() || only == name;
+}
+
 // A subcommand whose callback owns the options CLI11 parses into and runs `run` on them,
 // recording its exit code in `inv`.
 template <typename Options>

@@ -351,35 +351,39 @@ void setup_invoice_commands(CLI::App& app, Invocation& inv) {
 
 } // namespace
 
-void setup_ledger_commands(CLI::App& app, Invocation& inv) {
-    auto [cmd, opts] =
-        add_ledger_command(app, inv, "deposit",
-                           "Credit an account, opening it if new; prints the new balance", deposit);
-    add_account(*cmd, *opts);
-    add_amount(*cmd, *opts, amount_help);
-    add_idempotency_key(*cmd, *opts);
-    add_hold(*cmd, *opts, "Sleep inside the ledger transaction (DUR): simulated work");
-
-    setup_withdraw(app, inv);
-
-    std::tie(cmd, opts) =
-        add_ledger_command(app, inv, "balance", "Print an account's balance", balance);
-    add_account(*cmd, *opts);
-
-    std::tie(cmd, opts) = add_ledger_command(
-        app, inv, "history", "List an account's latest journal entries, newest first", history);
-    add_account(*cmd, *opts);
-    cmd->add_option("--limit", opts->limit, "How many entries")
-        ->type_name("N")
-        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000}))
-        ->capture_default_str();
-
-    add_ledger_command(app, inv, "verify",
-                       "Check every balance against its journal, and the file's integrity "
-                       "(exit 1 if anything is wrong)",
-                       verify);
-
-    setup_invoice_commands(app, inv);
+void setup_ledger_commands(CLI::App& app, Invocation& inv, std::string_view only) {
+    if (builds(only, "deposit")) {
+        auto [cmd, opts] = add_ledger_command(
+            app, inv, "deposit", "Credit an account, opening it if new; prints the new balance",
+            deposit);
+        add_account(*cmd, *opts);
+        add_amount(*cmd, *opts, amount_help);
+        add_idempotency_key(*cmd, *opts);
+        add_hold(*cmd, *opts, "Sleep inside the ledger transaction (DUR): simulated work");
+    }
+    if (builds(only, "withdraw"))
+        setup_withdraw(app, inv);
+    if (builds(only, "balance")) {
+        auto [cmd, opts] =
+            add_ledger_command(app, inv, "balance", "Print an account's balance", balance);
+        add_account(*cmd, *opts);
+    }
+    if (builds(only, "history")) {
+        auto [cmd, opts] = add_ledger_command(
+            app, inv, "history", "List an account's latest journal entries, newest first", history);
+        add_account(*cmd, *opts);
+        cmd->add_option("--limit", opts->limit, "How many entries")
+            ->type_name("N")
+            ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000}))
+            ->capture_default_str();
+    }
+    if (builds(only, "verify"))
+        add_ledger_command(app, inv, "verify",
+                           "Check every balance against its journal, and the file's integrity "
+                           "(exit 1 if anything is wrong)",
+                           verify);
+    if (builds(only, "invoice"))
+        setup_invoice_commands(app, inv);
 }
 
 } // namespace dlock::cli

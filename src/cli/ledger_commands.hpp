@@ -50,6 +50,6 @@ int balance(const Invocation& inv, const LedgerCommandOptions& opts);
 int history(const Invocation& inv, const LedgerCommandOptions& opts);
 int verify(const Invocation& inv, const LedgerCommandOptions& opts);
 
-void setup_ledger_commands(CLI::App& app, Invocation& inv);
+void setup_ledger_commands(CLI::App& app, Invocation& inv, std::string_view only);
 
 } // namespace dlock::cli

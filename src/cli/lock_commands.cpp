@@ -328,61 +328,69 @@ constexpr const char* lease_help = "Lease length (DUR); the lock frees itself af
 
 } // namespace
 
-void setup_lock_commands(CLI::App& app, Invocation& inv) {
-    auto [cmd, opts] = add_lock_command(
-        app, inv, "acquire",
-        "Take KEY once, without waiting; prints the owner token (exit 75 or -E N if held)",
-        acquire);
-    add_ttl(*cmd, *opts, lease_help);
-
-    std::tie(cmd, opts) = add_lock_command(
-        app, inv, "block", "Take KEY, waiting until it is free or --wait runs out", block);
-    add_ttl(*cmd, *opts, lease_help);
-    cmd->add_option("--wait", opts->wait, "Longest wait (DUR, or 'inf')")
-        ->type_name("DUR")
-        ->capture_default_str();
-
-    std::tie(cmd, opts) = add_lock_command(
-        app, inv, "release", "Release KEY if --owner still owns it (exit 1 if not)", release);
-    add_owner(*cmd, *opts);
-
-    std::tie(cmd, opts) = add_lock_command(
-        app, inv, "force-release",
-        "Release KEY whoever holds it (operator recovery), or with --owner only while that owner "
-        "still holds it; says whom it removed",
-        force_release);
-    cmd->add_option("--owner", opts->owner,
-                    "Only if this owner token (as status showed it) still holds KEY; otherwise "
-                    "exit 1 and leave the lock alone")
-        ->type_name("TOKEN")
-        ->check(non_empty);
-
-    auto watch_command = add_command(
-        app, inv, "watch",
-        "Follow the locks matching KEY or PATTERN and print each event as it happens (acquired, "
-        "extended, released, force-released, expired); Ctrl-C ends it (exit 0)",
-        watch);
-    watch_command.first
-        ->add_option("PATTERN", watch_command.second->key,
-                     "A KEY, or a glob on KEYs: * any run, ? one character, [abc] a set")
-        ->check(non_empty);
-
-    auto list_command = add_command(
-        app, inv, "list",
-        "List the held locks (KEYs matching PATTERN, default all): holder, age, TTL, fence", list);
-    list_command.first
-        ->add_option("PATTERN", list_command.second->key,
-                     "A glob on the lock's KEY: * any run, ? one character, [abc] a set")
-        ->check(non_empty);
-
-    add_lock_command(
-        app, inv, "status",
-        "Show KEY's holder, remaining TTL and last fencing token (exit 0 held, 1 free)", status);
-
-    std::tie(cmd, opts) = add_lock_command(
-        app, inv, "extend", "Reset KEY's TTL if --owner still owns it (exit 1 if not)", extend);
-    add_owner(*cmd, *opts);
-    add_ttl(*cmd, *opts, "New lease length, counted from now (DUR)")->required();
+void setup_lock_commands(CLI::App& app, Invocation& inv, std::string_view only) {
+    if (builds(only, "acquire")) {
+        auto [cmd, opts] = add_lock_command(
+            app, inv, "acquire",
+            "Take KEY once, without waiting; prints the owner token (exit 75 or -E N if held)",
+            acquire);
+        add_ttl(*cmd, *opts, lease_help);
+    }
+    if (builds(only, "block")) {
+        auto [cmd, opts] = add_lock_command(
+            app, inv, "block", "Take KEY, waiting until it is free or --wait runs out", block);
+        add_ttl(*cmd, *opts, lease_help);
+        cmd->add_option("--wait", opts->wait, "Longest wait (DUR, or 'inf')")
+            ->type_name("DUR")
+            ->capture_default_str();
+    }
+    if (builds(only, "release")) {
+        auto [cmd, opts] = add_lock_command(
+            app, inv, "release", "Release KEY if --owner still owns it (exit 1 if not)", release);
+        add_owner(*cmd, *opts);
+    }
+    if (builds(only, "force-release")) {
+        auto [cmd, opts] = add_lock_command(
+            app, inv, "force-release",
+            "Release KEY whoever holds it (operator recovery), or with --owner only while that "
+            "owner still holds it; says whom it removed",
+            force_release);
+        cmd->add_option("--owner", opts->owner,
+                        "Only if this owner token (as status showed it) still holds KEY; "
+                        "otherwise exit 1 and leave the lock alone")
+            ->type_name("TOKEN")
+            ->check(non_empty);
+    }
+    if (builds(only, "watch")) {
+        auto [cmd, opts] = add_command(
+            app, inv, "watch",
+            "Follow the locks matching KEY or PATTERN and print each event as it happens "
+            "(acquired, extended, released, force-released, expired); Ctrl-C ends it (exit 0)",
+            watch);
+        cmd->add_option("PATTERN", opts->key,
+                        "A KEY, or a glob on KEYs: * any run, ? one character, [abc] a set")
+            ->check(non_empty);
+    }
+    if (builds(only, "list")) {
+        auto [cmd, opts] = add_command(
+            app, inv, "list",
+            "List the held locks (KEYs matching PATTERN, default all): holder, age, TTL, fence",
+            list);
+        cmd->add_option("PATTERN", opts->key,
+                        "A glob on the lock's KEY: * any run, ? one character, [abc] a set")
+            ->check(non_empty);
+    }
+    if (builds(only, "status"))
+        add_lock_command(
+            app, inv, "status",
+            "Show KEY's holder, remaining TTL and last fencing token (exit 0 held, 1 free)",
+            status);
+    if (builds(only, "extend")) {
+        auto [cmd, opts] = add_lock_command(
+            app, inv, "extend", "Reset KEY's TTL if --owner still owns it (exit 1 if not)", extend);
+        add_owner(*cmd, *opts);
+        add_ttl(*cmd, *opts, "New lease length, counted from now (DUR)")->required();
+    }
 }
 
 } // namespace dlock::cli

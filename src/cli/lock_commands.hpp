@@ -27,6 +27,6 @@ int status(const Invocation& inv, const LockCommandOptions& opts);
 int list(const Invocation& inv, const LockCommandOptions& opts);
 int watch(const Invocation& inv, const LockCommandOptions& opts);
 
-void setup_lock_commands(CLI::App& app, Invocation& inv);
+void setup_lock_commands(CLI::App& app, Invocation& inv, std::string_view only);
 
 } // namespace dlock::cli

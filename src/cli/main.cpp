@@ -128,7 +128,7 @@ int run_cli(int argc, char** argv) {
     } catch (const Error& e) {
         return cli::report_error(e.what(), e.exit_code(), wants_json(argc, argv));
     }
-    cli::add_commands(app, inv, cli::invoked_subcommand(argc, argv));
+    cli::add_commands(app, inv, argc, argv);
 
     if (const auto mistake = cli::empty_equals_value(argc, argv))
         return cli::report_error(*mistake, exit_code::usage, wants_json(argc, argv));

@@ -76,7 +76,7 @@ int run(const Invocation& inv, const RunCommandOptions& opts) {
                            exit_code::command_not_executable);
 }
 
-void setup_run_command(CLI::App& app, Invocation& inv) {
+void setup_run_command(CLI::App& app, Invocation& inv, std::string_view /*only*/) {
     auto opts = std::make_shared<RunCommandOptions>();
     apply_settings(*opts, inv.settings);
     opts->kill_grace = inv.settings.value("kill_grace");

@@ -24,6 +24,6 @@ RunSpec run_spec(const RunCommandOptions& opts);
 
 int run(const Invocation& inv, const RunCommandOptions& opts);
 
-void setup_run_command(CLI::App& app, Invocation& inv);
+void setup_run_command(CLI::App& app, Invocation& inv, std::string_view only);
 
 } // namespace dlock::cli
