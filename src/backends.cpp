@@ -45,8 +45,12 @@ std::unique_ptr<LockService> open_quorum_lock(const LockConfig& config,
                                               const std::vector<std::string>& urls) {
     validate_quorum_size(urls.size());
     std::vector<redis::Options> servers;
-    for (const std::string& url : urls)
+    for (const std::string& url : urls) {
         servers.push_back(redis_options(config, url));
+        if (!servers.back().url.cluster_seeds.empty())
+            throw UsageError("a quorum takes independent servers; " +
+                             servers.back().url.redacted() + " is a Redis Cluster (give it alone)");
+    }
     return std::make_unique<QuorumLock>(
         std::move(servers),
         RedisLockSettings{config.prefix, config.layout, config.identity, config.fence_idle});
@@ -62,6 +66,8 @@ constexpr std::array lock_backends{
     LockBackend{"redis", open_redis_lock, redis_fence_resource},
     LockBackend{"rediss", open_redis_lock, redis_fence_resource},
     LockBackend{"unix", open_redis_lock, redis_fence_resource},
+    LockBackend{"redis+cluster", open_redis_lock, redis_fence_resource},
+    LockBackend{"rediss+cluster", open_redis_lock, redis_fence_resource},
 };
 
 const LockBackend& lock_backend(const LockConfig& config) {

@@ -135,12 +135,46 @@ Url parse_tcp(std::string_view rest, Url::Transport transport) {
     return url;
 }
 
+// [user[:password]@]host[:port][,host[:port]...][/]: a Redis Cluster has only database 0.
+Url parse_cluster(std::string_view rest, Url::Transport transport) {
+    const auto at = rest.rfind('@');
+    const std::string_view userinfo = at == std::string_view::npos ? "" : rest.substr(0, at);
+    std::string_view seeds = at == std::string_view::npos ? rest : rest.substr(at + 1);
+    if (const auto slash = seeds.find('/'); slash != std::string_view::npos) {
+        if (slash + 1 < seeds.size())
+            bad_url("a Redis Cluster has only database 0; drop '" +
+                    std::string(seeds.substr(slash)) + "'");
+        seeds = seeds.substr(0, slash);
+    }
+    Url url;
+    for (std::size_t start = 0;;) {
+        const auto comma = seeds.find(',', start);
+        const Url seed = parse_tcp(seeds.substr(start, comma - start), transport);
+        url.cluster_seeds.push_back({seed.host, seed.port});
+        if (comma == std::string_view::npos)
+            break;
+        start = comma + 1;
+    }
+    url.transport = transport;
+    url.host = url.cluster_seeds.front().host;
+    url.port = url.cluster_seeds.front().port;
+    if (at != std::string_view::npos)
+        parse_userinfo(userinfo, url);
+    return url;
+}
+
 } // namespace
 
 Url parse_url(std::string_view text) {
     constexpr std::string_view tcp_scheme = "redis://";
     constexpr std::string_view tls_scheme = "rediss://";
     constexpr std::string_view unix_scheme = "unix://";
+    constexpr std::string_view cluster_scheme = "redis+cluster://";
+    constexpr std::string_view tls_cluster_scheme = "rediss+cluster://";
+    if (text.substr(0, cluster_scheme.size()) == cluster_scheme)
+        return parse_cluster(text.substr(cluster_scheme.size()), Url::Transport::tcp);
+    if (text.substr(0, tls_cluster_scheme.size()) == tls_cluster_scheme)
+        return parse_cluster(text.substr(tls_cluster_scheme.size()), Url::Transport::tls);
     if (text.substr(0, tcp_scheme.size()) == tcp_scheme)
         return parse_tcp(text.substr(tcp_scheme.size()), Url::Transport::tcp);
     if (text.substr(0, tls_scheme.size()) == tls_scheme)
@@ -158,7 +192,7 @@ Url parse_url(std::string_view text) {
             std::string_view::npos;
     if (plain_scheme)
         bad_url("unknown scheme '" + std::string(scheme) + "://'");
-    bad_url("it must start with redis://, rediss:// or unix://");
+    bad_url("it must start with redis://, rediss://, unix:// or redis+cluster://");
 }
 
 std::string Url::redacted() const {
@@ -166,9 +200,18 @@ std::string Url::redacted() const {
         !user.empty() || password ? user + (password ? ":***" : "") + "@" : "";
     if (transport == Transport::unix_socket)
         return "unix://" + userinfo + socket_path + (db != 0 ? "?db=" + std::to_string(db) : "");
-    std::string out = (transport == Transport::tls ? "rediss://" : "redis://") + userinfo;
-    out += host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    out += ":" + std::to_string(port);
+    const std::string_view scheme = transport == Transport::tls ? "rediss" : "redis";
+    const auto address = [](const std::string& node_host, int node_port) {
+        return (node_host.find(':') != std::string::npos ? "[" + node_host + "]" : node_host) +
+               ":" + std::to_string(node_port);
+    };
+    if (!cluster_seeds.empty()) {
+        std::string out = std::string(scheme) + "+cluster://" + userinfo;
+        for (const Node& seed : cluster_seeds)
+            out += (&seed == &cluster_seeds.front() ? "" : ",") + address(seed.host, seed.port);
+        return out;
+    }
+    std::string out = std::string(scheme) + "://" + userinfo + address(host, port);
     if (db != 0)
         out += "/" + std::to_string(db);
     return out;
@@ -243,6 +286,44 @@ void append_resp(std::string& out, const std::vector<std::string_view>& args) {
     }
 }
 
+std::optional<ClusterError::Kind> cluster_error_kind(std::string_view text) {
+    if (starts_with(text, "MOVED "))
+        return ClusterError::Kind::moved;
+    if (starts_with(text, "ASK "))
+        return ClusterError::Kind::ask;
+    if (starts_with(text, "TRYAGAIN"))
+        return ClusterError::Kind::try_again;
+    if (starts_with(text, "CROSSSLOT"))
+        return ClusterError::Kind::cross_slot;
+    return std::nullopt;
+}
+
+bool whole_number(std::string_view text, int& out) {
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return !text.empty() && ec == std::errc{} && end == text.data() + text.size();
+}
+
+// "MOVED 3999 127.0.0.1:6381" and "ASK 3999 127.0.0.1:6381" name the slot and the node; an
+// empty host (":6381") is the host already asked.
+ClusterError cluster_error(ClusterError::Kind kind, const std::string& text,
+                           const std::string& where) {
+    const std::string message = "Redis at " + where + " answered with an error: " + text;
+    if (kind != ClusterError::Kind::moved && kind != ClusterError::Kind::ask)
+        return ClusterError(message, kind, -1, "", 0);
+    const std::string_view rest = std::string_view(text).substr(text.find(' ') + 1);
+    const auto space = rest.find(' ');
+    const std::string_view address =
+        space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
+    const auto colon = address.rfind(':');
+    int slot = -1;
+    int port = 0;
+    if (colon == std::string_view::npos || !whole_number(rest.substr(0, space), slot) ||
+        !whole_number(address.substr(colon + 1), port) || slot < 0 || slot > 16383 || port <= 0 ||
+        port > 65535)
+        throw ProtocolError("Redis at " + where + " sent a malformed redirection: " + text);
+    return ClusterError(message, kind, slot, std::string(address.substr(0, colon)), port);
+}
+
 } // namespace
 
 void Connection::ReaderDeleter::operator()(redisReader* reader) const {
@@ -309,6 +390,12 @@ void Connection::check_answer(const Reply& reply) const {
     if (!error)
         return;
     const std::string& text = *error;
+    if (const std::optional<ClusterError::Kind> kind = cluster_error_kind(text))
+        throw cluster_error(*kind, text, where_);
+    if (text.find("SELECT is not allowed in cluster mode") != std::string::npos)
+        throw UsageError("Redis at " + where_ + " is a Redis Cluster node, which has only " +
+                         "database 0: SELECT is not allowed in cluster mode (drop the database " +
+                         "from the URL)");
     if (starts_with(text, "NOAUTH") || starts_with(text, "WRONGPASS") ||
         starts_with(text, "NOPERM") || text.find("invalid password") != std::string::npos)
         throw AuthError("Redis at " + where_ + " refused access: " + text);

@@ -211,6 +211,8 @@ if redis.call('GET', KEYS[1]) == ARGV[3] then free_and_wake_one('released', ARGV
 return 1
 )lua";
 
+// KEYS: 1 lock, 2 holder, 3 fence: only what it reads, so that a node importing the lock's slot
+// (ASK) answers as soon as those three have moved there.
 constexpr std::string_view status_body = R"lua(
 return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[3]),
         redis.call('HGETALL', KEYS[2]), now_ms()}
@@ -418,6 +420,23 @@ std::string percent_decoded(std::string_view text) {
     return out;
 }
 
+// The server's notify-keyspace-events flags, or none when CONFIG is refused (a managed service,
+// an ACL user): then changes are polled, expiries inferred.
+std::string keyspace_event_flags(redis::Router& connection) {
+    try {
+        const redis::Reply config = connection.command({"CONFIG", "GET", "notify-keyspace-events"});
+        return config.view().size() == 2 ? config.view()[1].string() : std::string();
+    } catch (const redis::ReplyError&) {
+        return {};
+    } catch (const redis::AuthError&) {
+        return {};
+    }
+}
+
+bool has_flag(const std::string& flags, char flag) {
+    return flags.find(flag) != std::string::npos;
+}
+
 } // namespace
 
 std::optional<HolderDetails> holder_details(const redis::ReplyView fields,
@@ -469,10 +488,18 @@ LockKeys lock_keys(KeyLayout layout, std::string_view prefix, std::string_view k
                     lock + ":wake", lock + ":events", lock + ":queue", lock + ":queued"};
 }
 
+// In the plain layout the lock PREFIX+KEY and its side names PREFIX+KEY:dlock:* share a cluster
+// slot only when PREFIX+KEY holds a hash tag.
+constexpr std::string_view plain_layout_cluster_hint =
+    "in the plain layout a Redis Cluster takes a lock only when PREFIX+KEY holds a hash tag "
+    "({...}), which its names PREFIX+KEY:dlock:* then share; or use --layout dlock";
+
 RedisLock::RedisLock(const redis::Options& options, RedisLockSettings settings)
     : options_(options),
       settings_((validate_prefix(settings.prefix, settings.layout), std::move(settings))),
-      connection_(options) {}
+      connection_(options, settings_.layout == KeyLayout::plain
+                               ? std::string(plain_layout_cluster_hint)
+                               : std::string()) {}
 
 LockKeys RedisLock::keys_of(std::string_view key) const {
     validate_key(key);
@@ -517,21 +544,10 @@ AcquireResult RedisLock::try_acquire(std::string_view key, Millis ttl) {
 
 bool RedisLock::notifies_releases() {
     if (!notifies_releases_) {
-        notifies_releases_ = false;
-        try {
-            const redis::Reply config =
-                connection_.command({"CONFIG", "GET", "notify-keyspace-events"});
-            const std::string flags =
-                config.view().size() == 2 ? config.view()[1].string() : std::string();
-            const auto has = [&](char flag) {
-                return flags.find(flag) != std::string::npos;
-            };
-            notifies_releases_ = has('K') && (has('A') || (has('g') && has('x')));
-        } catch (const redis::ReplyError&) {
-            // CONFIG refused (a managed service): polled.
-        } catch (const redis::AuthError&) {
-            // CONFIG not allowed to this ACL user: polled.
-        }
+        const std::string flags = keyspace_event_flags(connection_);
+        notifies_releases_ =
+            has_flag(flags, 'K') &&
+            (has_flag(flags, 'A') || (has_flag(flags, 'g') && has_flag(flags, 'x')));
     }
     return *notifies_releases_;
 }
@@ -567,18 +583,14 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
     // the server sends them, every change of the key; without those it times out every 30-50 ms
     // (a BLPOP cannot: Redis ends blocked commands on its 100 ms timer tick).
     std::optional<redis::Connection> changes;
-    const bool notified = plain && waits && notifies_releases();
+    bool notified = plain && waits && notifies_releases();
     if (plain && waits) {
-        changes.emplace(options_);
+        changes.emplace(connection_.home());
         changes->send({"SUBSCRIBE", keys.channel});
         if (notified)
             changes->send(
                 {"SUBSCRIBE", "__keyspace@" + std::to_string(options_.url.db) + "__:" + keys.lock});
     }
-    const std::string_view noticed_by = !plain     ? "release wake-ups"
-                                        : notified ? "keyspace notifications"
-                                                   : "a poll every 50 ms";
-
     const auto deadline = wait == wait_forever ? clock::time_point::max() : start + wait;
     const Millis longest_sleep = observer ? progress_interval : longest_blocking_wait;
     // The longest this waiter may block before its next attempt, as that attempt tells Redis.
@@ -601,6 +613,12 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
             leave_queue(keys, token);
             return result;
         }
+        // A cluster node notifies changes of its own keys only, and the lock's may live on
+        // another: a redirection said it is a cluster, so poll.
+        notified = notified && !connection_.cluster();
+        const std::string_view noticed_by = !plain     ? "release wake-ups"
+                                            : notified ? "keyspace notifications"
+                                                       : "a poll every 50 ms";
         if (observer)
             observer({noticed_by, std::chrono::floor<Millis>(clock::now() - start), wait,
                       result.holder_ttl, result.holder});
@@ -682,52 +700,64 @@ ForceReleaseResult RedisLock::force_release(std::string_view key,
 
 LockStatus RedisLock::status(std::string_view key) {
     const LockKeys keys = keys_of(key);
-    const redis::Reply reply = connection_.eval(status_script, all_keys(keys), {});
+    const redis::Reply reply =
+        connection_.eval(status_script, {keys.lock, keys.holder, keys.fence}, {});
     return lock_status(reply.view(), keys.fence);
 }
 
-// SCAN (never KEYS) for the lock names under the prefix, then every lock's status in one
-// pipelined round trip per batch. In the plain layout a lock is any string key there (an app's
-// lock is nothing more), dlock's side keys aside.
+// SCAN (never KEYS) for the lock names under the prefix, on the server or on every master of a
+// Redis Cluster, then every lock's status in one pipelined round trip per batch (and node). In
+// the plain layout a lock is any string key there (an app's lock is nothing more), dlock's side
+// keys aside.
 std::vector<LockListing> RedisLock::list(std::string_view pattern) {
     const std::string match = names_matching(pattern);
-    std::vector<std::string> names;
-    std::string cursor = "0";
-    do {
-        const redis::Reply reply = connection_.command(
-            {"SCAN", cursor, "MATCH", match, "COUNT", "1000", "TYPE", "string"});
-        const redis::ReplyView answer = reply.view();
-        cursor = answer[0].string();
-        for (std::size_t i = 0; i < answer[1].size(); ++i) {
-            std::string name = answer[1][i].string();
-            const bool side_key =
-                settings_.layout == KeyLayout::plain &&
-                (name.ends_with(":dlock:fence") || name.ends_with(":dlock:waiting"));
-            if (!side_key)
-                names.push_back(std::move(name));
-        }
-    } while (cursor != "0");
-    std::sort(names.begin(), names.end()); // SCAN may return a name twice
-    names.erase(std::unique(names.begin(), names.end()), names.end());
-
     std::vector<LockListing> listings;
-    constexpr std::size_t batch = 100;
-    for (std::size_t first = 0; first < names.size(); first += batch) {
-        std::vector<std::string> batch_keys;
-        std::vector<LockKeys> batch_names;
-        std::vector<std::vector<std::string_view>> commands;
-        for (std::size_t i = first; i < std::min(names.size(), first + batch); ++i) {
-            batch_keys.push_back(key_of(names[i]));
-            batch_names.push_back(lock_keys(settings_.layout, settings_.prefix, batch_keys.back()));
-        }
-        for (const LockKeys& k : batch_names)
-            commands.push_back({"EVAL", status_script, "7", k.lock, k.holder, k.fence, k.waiting,
-                                k.wake, k.queue, k.queued});
-        const std::vector<redis::Reply> replies = connection_.pipeline(commands);
-        for (std::size_t i = 0; i < replies.size(); ++i) {
-            LockStatus status = lock_status(replies[i].view(), batch_names[i].fence);
-            if (status.holder) // not released since the scan
-                listings.push_back({batch_keys[i], std::move(status)});
+    for (redis::Connection* node : connection_.masters()) {
+        std::vector<std::string> names;
+        std::string cursor = "0";
+        do {
+            const redis::Reply reply =
+                node->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000", "TYPE", "string"});
+            const redis::ReplyView answer = reply.view();
+            cursor = answer[0].string();
+            for (std::size_t i = 0; i < answer[1].size(); ++i) {
+                std::string name = answer[1][i].string();
+                const bool side_key =
+                    settings_.layout == KeyLayout::plain &&
+                    (name.ends_with(":dlock:fence") || name.ends_with(":dlock:waiting"));
+                if (!side_key)
+                    names.push_back(std::move(name));
+            }
+        } while (cursor != "0");
+        std::sort(names.begin(), names.end()); // SCAN may return a name twice
+        names.erase(std::unique(names.begin(), names.end()), names.end());
+
+        constexpr std::size_t batch = 100;
+        for (std::size_t first = 0; first < names.size(); first += batch) {
+            std::vector<std::string> batch_keys;
+            std::vector<LockKeys> batch_names;
+            std::vector<std::vector<std::string_view>> commands;
+            for (std::size_t i = first; i < std::min(names.size(), first + batch); ++i) {
+                batch_keys.push_back(key_of(names[i]));
+                batch_names.push_back(
+                    lock_keys(settings_.layout, settings_.prefix, batch_keys.back()));
+            }
+            for (const LockKeys& k : batch_names)
+                commands.push_back({"EVAL", status_script, "3", k.lock, k.holder, k.fence});
+            std::vector<redis::Reply> replies;
+            try {
+                replies = node->pipeline(commands);
+            } catch (const redis::ClusterError&) {
+                // A slot moved since the scan: each status from wherever its lock lives now.
+                replies.clear();
+                for (const auto& command : commands)
+                    replies.push_back(connection_.command(command));
+            }
+            for (std::size_t i = 0; i < replies.size(); ++i) {
+                LockStatus status = lock_status(replies[i].view(), batch_names[i].fence);
+                if (status.holder) // not released since the scan
+                    listings.push_back({batch_keys[i], std::move(status)});
+            }
         }
     }
     std::sort(listings.begin(), listings.end(),
@@ -742,21 +772,16 @@ std::vector<LockListing> RedisLock::list(std::string_view pattern) {
 void RedisLock::watch(std::string_view pattern, const LockWatcher& watcher) {
     using clock = std::chrono::steady_clock;
     const std::string names = names_matching(pattern);
-    bool notified_expiries = false;
-    try {
-        const redis::Reply config =
-            connection_.command({"CONFIG", "GET", "notify-keyspace-events"});
-        const std::string flags = config.view().size() == 2 ? config.view()[1].string() : "";
-        const auto has = [&](char flag) {
-            return flags.find(flag) != std::string::npos;
-        };
-        notified_expiries = has('K') && (has('x') || has('A'));
-    } catch (const redis::RedisError&) {
-        // CONFIG refused (an ACL user, a managed service): expiries are inferred.
-    }
+    // Each cluster node notifies expiries of its own keys only: in a cluster they are inferred
+    // (masters() finds out whether it is one).
+    connection_.masters();
+    const std::string flags = connection_.cluster() ? "" : keyspace_event_flags(connection_);
+    const bool notified_expiries =
+        has_flag(flags, 'K') && (has_flag(flags, 'x') || has_flag(flags, 'A'));
     const bool plain = settings_.layout == KeyLayout::plain;
     const std::string_view events = plain ? ":dlock:events" : ":events";
-    redis::Connection subscriber(options_);
+    // Published events reach every node of a cluster, so one subscription hears them all.
+    redis::Connection subscriber(connection_.home());
     subscriber.send({"PSUBSCRIBE", names + std::string(events)});
     const std::string keyspace = "__keyspace@" + std::to_string(options_.url.db) + "__:";
     if (notified_expiries)

@@ -6,7 +6,6 @@
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -123,31 +122,9 @@ TEST_CASE("a server that is not Redis is refused with 69 and one line") {
     CHECK(clock_type::now() - start < 3s);
 }
 
-namespace {
-
-// The documented ACL line ("ACL SETUSER dlock ..." in docs/connecting.md), read from the docs
-// themselves so that the two cannot drift apart: the least a dlock user needs, for every
-// subcommand.
-std::vector<std::string> readme_acl_setuser(const std::string& password) {
-    std::istringstream readme(dlock::test::read_file(DLOCK_SOURCE_DIR "/docs/connecting.md"));
-    for (std::string line; std::getline(readme, line);) {
-        if (line.rfind("ACL SETUSER dlock ", 0) != 0)
-            continue;
-        std::vector<std::string> words;
-        std::istringstream rules(line);
-        for (std::string word; rules >> word;)
-            words.push_back(word == ">CHANGE-ME" ? ">" + password : word);
-        return words;
-    }
-    FAIL("docs/connecting.md has no line starting 'ACL SETUSER dlock '");
-    return {};
-}
-
-} // namespace
-
 TEST_CASE("an ACL user limited to dlock's keys and commands can run every subcommand") {
     RedisServer server;
-    REQUIRE(server.command(readme_acl_setuser("acl-secret")) == "OK");
+    REQUIRE(server.command(dlock::test::documented_acl_setuser("acl-secret")) == "OK");
     const std::string url = "unix://dlock:acl-secret@" + server.url().substr(7);
 
     const json lease = json::parse(run_dlock_at(url, {"acquire", "job", "--json"}).out);

@@ -61,13 +61,63 @@ TEST_CASE("rediss:// is a TCP URL spoken over TLS") {
     CHECK(parse_url("rediss://[::1]").redacted() == "rediss://[::1]:6379");
 }
 
+TEST_CASE("redis+cluster:// lists seed nodes in order, with one user and password for all") {
+    const Url url = parse_url("redis+cluster://alice:s3cret@10.0.0.1:7000,10.0.0.2,[::1]:7002/");
+    CHECK(url.transport == Url::Transport::tcp);
+    REQUIRE(url.cluster_seeds.size() == 3);
+    CHECK(url.cluster_seeds[0].host == "10.0.0.1");
+    CHECK(url.cluster_seeds[0].port == 7000);
+    CHECK(url.cluster_seeds[1].host == "10.0.0.2");
+    CHECK(url.cluster_seeds[1].port == 6379);
+    CHECK(url.cluster_seeds[2].host == "::1");
+    CHECK(url.host == "10.0.0.1");
+    CHECK(url.port == 7000);
+    CHECK(url.user == "alice");
+    CHECK(url.password == "s3cret");
+    CHECK(url.db == 0);
+    CHECK(url.redacted() == "redis+cluster://alice:***@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002");
+    const Url tls = parse_url("rediss+cluster://node-a:7000");
+    CHECK(tls.transport == Url::Transport::tls);
+    CHECK(tls.cluster_seeds.size() == 1);
+    CHECK(tls.redacted() == "rediss+cluster://node-a:7000");
+    CHECK(parse_url("redis://host").cluster_seeds.empty());
+}
+
+TEST_CASE("a database in a redis+cluster:// URL is a usage error: a cluster has only db 0") {
+    try {
+        parse_url("redis+cluster://u:hunter2@a:7000,b:7001/1");
+        FAIL("expected a usage error");
+    } catch (const dlock::UsageError& e) {
+        CHECK(std::string(e.what()).find("only database 0") != std::string::npos);
+        CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+    }
+}
+
 TEST_CASE("malformed Redis URLs are usage errors") {
-    for (const char* bad :
-         {"", "localhost:6379", "http://x", "redis://", "redis://host:", "redis://host:abc",
-          "redis://host:70000", "redis://host:0", "redis://host:-1", "redis://host/abc",
-          "redis://host/-1", "redis://[::1", "redis://[::1]x", "redis://u:%zz@host",
-          "redis://u:%4@host", "unix://", "unix://relative/path", "unix:///tmp/s?database=1",
-          "unix:///tmp/s?db=x"}) {
+    for (const char* bad : {"",
+                            "localhost:6379",
+                            "http://x",
+                            "redis://",
+                            "redis://host:",
+                            "redis://host:abc",
+                            "redis://host:70000",
+                            "redis://host:0",
+                            "redis://host:-1",
+                            "redis://host/abc",
+                            "redis://host/-1",
+                            "redis://[::1",
+                            "redis://[::1]x",
+                            "redis://u:%zz@host",
+                            "redis://u:%4@host",
+                            "unix://",
+                            "unix://relative/path",
+                            "unix:///tmp/s?database=1",
+                            "unix:///tmp/s?db=x",
+                            "redis+cluster://",
+                            "redis+cluster://a:1,",
+                            "redis+cluster://,a:1",
+                            "redis+cluster://a:1,b:x",
+                            "rediss+cluster://a:0"}) {
         CAPTURE(bad);
         CHECK_THROWS_AS(parse_url(bad), dlock::UsageError);
     }

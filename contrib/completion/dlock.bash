@@ -54,7 +54,7 @@ _dlock() {
         return 0
         ;;
     --redis)
-        COMPREPLY=($(compgen -W "redis:// rediss:// unix://" -- "$cur"))
+        COMPREPLY=($(compgen -W "redis:// rediss:// unix:// redis+cluster:// rediss+cluster://" -- "$cur"))
         compopt -o nospace 2>/dev/null
         return 0
         ;;

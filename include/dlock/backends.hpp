@@ -19,8 +19,8 @@ namespace dlock {
 
 // Where locks live and how to reach them.
 struct LockConfig {
-    // redis://..., rediss://..., unix://...; or 3, 5 or 7 of them separated by spaces: a quorum
-    // of independent servers (quorum_lock.hpp).
+    // redis://, rediss://, unix://, redis+cluster://...; or 3, 5 or 7 URLs separated by spaces:
+    // a quorum of independent servers (quorum_lock.hpp).
     std::string url{redis::default_url};
     redis::TlsOptions tls; // rediss:// only: CA, client certificate, name
     // Used when the URL carries none (DLOCK_REDIS_PASSWORD); the URL's own password wins.

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 struct redisReader;
@@ -23,8 +24,9 @@ class Transport;
 struct Deadline;
 } // namespace detail
 
-// redis://[user[:password]@]host[:port][/db], rediss://... (the same over TLS) or
-// unix://[user[:password]@]/path/to/sock[?db=N]
+// redis://[user[:password]@]host[:port][/db], rediss://... (the same over TLS),
+// unix://[user[:password]@]/path/to/sock[?db=N], or a Redis Cluster's seed nodes:
+// redis+cluster://[user[:password]@]host[:port][,host[:port]...][/] (rediss+cluster:// over TLS)
 struct Url {
     enum class Transport { tcp, tls, unix_socket };
     Transport transport = Transport::tcp;
@@ -34,6 +36,12 @@ struct Url {
     std::string user;
     std::optional<std::string> password;
     int db = 0;
+    // redis+cluster://: the seed nodes in the order given (host and port are the first one's).
+    struct Node {
+        std::string host;
+        int port = 6379;
+    };
+    std::vector<Node> cluster_seeds;
 
     // The URL without its password, safe for messages and logs.
     std::string redacted() const;
@@ -45,8 +53,9 @@ inline constexpr Millis default_timeout{3000};
 // The forms a Redis URL takes, as usage messages show them. Its "[user[:password]@]" is a
 // placeholder, not a password: messages mask every other "user:password@".
 inline constexpr std::string_view url_forms =
-    "redis://[user[:password]@]host[:port][/db], rediss://... (TLS) or "
-    "unix://[user[:password]@]/path/to/socket[?db=N]";
+    "redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
+    "unix://[user[:password]@]/path/to/socket[?db=N] or "
+    "redis+cluster://[user[:password]@]host[:port],host[:port]... (rediss+cluster:// for TLS)";
 
 // Throws UsageError for a malformed URL, and for a unix socket path longer than a socket
 // address holds (107 bytes). The password is never part of the message.
@@ -98,6 +107,21 @@ public:
 class ReplyError : public RedisError {
 public:
     using RedisError::RedisError;
+};
+
+// A Redis Cluster node's answer that a command's keys are served elsewhere or later: MOVED (the
+// slot lives at `host`:`port` now), ASK (ask that node, this once, with ASKING ahead), TRYAGAIN
+// (a multi-key command while its slot is being migrated) or CROSSSLOT (its keys hash to
+// different slots). The command did not run.
+class ClusterError : public ReplyError {
+public:
+    enum class Kind { moved, ask, try_again, cross_slot };
+    ClusterError(const std::string& message, Kind kind, int slot, std::string host, int port)
+        : ReplyError(message), kind(kind), slot(slot), host(std::move(host)), port(port) {}
+    Kind kind;
+    int slot;         // moved, ask: the key's slot; otherwise -1
+    std::string host; // moved, ask: the node to go to; empty when it is the one asked
+    int port;
 };
 
 // A read-only view of one reply (or one element of an array reply).

@@ -1,4 +1,5 @@
-// Locks on one Redis server: every operation is one script, one round trip.
+// Locks on one Redis server, or on a Redis Cluster (each lock on the node that serves its slot):
+// every operation is one script, one round trip.
 //
 // In the dlock layout each lock owns these names in Redis, all sharing one cluster hash tag,
 // and none outlives its use: each has a TTL.
@@ -24,6 +25,7 @@
 
 #include "dlock/lock.hpp"
 #include "dlock/redis.hpp"
+#include "dlock/redis_cluster.hpp"
 
 #include <string>
 #include <string_view>
@@ -99,7 +101,7 @@ private:
     redis::Options options_;
     RedisLockSettings settings_;
     std::optional<bool> notifies_releases_;
-    redis::Connection connection_;
+    redis::Router connection_; // one server, or each lock's node of a Redis Cluster
 };
 
 } // namespace dlock

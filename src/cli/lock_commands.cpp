@@ -266,9 +266,10 @@ int watch(const Invocation& inv, const LockCommandOptions& opts) {
     LockWatcher watcher;
     watcher.started = [&](bool notified) {
         reporter.warn("watching " + in_quotes(pattern) + "; " +
-                      (notified ? std::string("expiries from Redis keyspace notifications")
-                                : std::string("expiries are inferred from TTLs (for exact ones, "
-                                              "set notify-keyspace-events Kx on the server)")) +
+                      (notified
+                           ? std::string("expiries from Redis keyspace notifications")
+                           : std::string("expiries are inferred from TTLs (for exact ones, "
+                                         "set notify-keyspace-events Kx on a single server)")) +
                       "; Ctrl-C ends");
     };
     watcher.keep_going = [] {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sstream>
 #include <stdexcept>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -60,6 +61,20 @@ int free_tcp_port() {
     getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
     close(fd);
     return ntohs(addr.sin_port);
+}
+
+std::vector<std::string> documented_acl_setuser(const std::string& password) {
+    std::istringstream docs(read_file(DLOCK_SOURCE_DIR "/docs/connecting.md"));
+    for (std::string line; std::getline(docs, line);) {
+        if (line.rfind("ACL SETUSER dlock ", 0) != 0)
+            continue;
+        std::vector<std::string> words;
+        std::istringstream rules(line);
+        for (std::string word; rules >> word;)
+            words.push_back(word == ">CHANGE-ME" ? ">" + password : word);
+        return words;
+    }
+    throw std::runtime_error("docs/connecting.md has no line starting 'ACL SETUSER dlock '");
 }
 
 RedisServer::RedisServer() : RedisServer(Options{}) {}

@@ -56,4 +56,9 @@ private:
 // A loopback TCP port that nothing listens on right now.
 int free_tcp_port();
 
+// The documented ACL line ("ACL SETUSER dlock ..." in docs/connecting.md) as the words of a
+// command, with `password` for its placeholder: read from the docs themselves so that the two
+// cannot drift apart.
+std::vector<std::string> documented_acl_setuser(const std::string& password);
+
 } // namespace dlock::test
