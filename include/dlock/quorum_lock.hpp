@@ -2,10 +2,12 @@
 // them): the Redlock rules, with fencing tokens that stay strictly increasing whichever majority
 // answers.
 //
-// Every operation goes to all servers at once, each on its own thread with its own connection,
-// under one shared deadline (the timeout): a server that is down, refuses or hangs costs at most
-// the timeout and never delays the others' answers. A server that has not answered an earlier
-// call yet is counted as unavailable until it does.
+// Every operation goes to all servers at once from the calling thread: the command is written to
+// each server's connection, then the replies are read as they come (poll over all sockets), under
+// one shared deadline (the timeout). A server that is down, refuses or hangs costs at most the
+// timeout and never delays the others' answers; an acquire is settled as soon as a majority took
+// it, a release once a majority answered. A reply that comes too late is dropped when it comes.
+// Only a wait uses threads: one subscriber per server, kept for the lock's next wait.
 //
 // On each server a lock uses the dlock layout's names (redis_lock.hpp): PREFIX{KEY} (the owner
 // token, the lease as its TTL), PREFIX{KEY}:holder (who holds it), PREFIX{KEY}:fence (that
