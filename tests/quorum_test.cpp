@@ -251,6 +251,26 @@ TEST_CASE("quorum: an even count or fewer than 3 servers is a usage error") {
     CHECK(env.exit_code == 64);
 }
 
+TEST_CASE("quorum: a config file names the servers as a TOML array or one spaced string") {
+    QuorumServers& quorum = servers();
+    const std::string dir = dlock::test::make_temp_dir();
+    const std::vector<std::string> urls = quorum.urls(3);
+    const std::string array =
+        "redis_url = [\"" + urls[0] + "\", \"" + urls[1] + "\", \"" + urls[2] + "\"]\n";
+    const std::string spaced = "redis_url = \"" + quorum.url_list(3) + "\"\n";
+    for (const std::string& text : {array, spaced}) {
+        CAPTURE(text);
+        const std::string file = dir + "/dlock.conf";
+        std::ofstream(file) << text;
+        const ProcessResult status =
+            dlock::test::run_dlock({"--config", file, "status", "conf", "--json"});
+        CAPTURE(status.err);
+        REQUIRE(status.exit_code == 1); // free
+        CHECK(json::parse(status.out)["servers"].size() == 3);
+    }
+    dlock::test::remove_tree(dir);
+}
+
 TEST_CASE("quorum: one server down (connection refused) leaves a working lock") {
     QuorumServers& quorum = servers();
     quorum[2].stop();

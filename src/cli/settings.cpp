@@ -144,12 +144,14 @@ bool holds_password(const std::vector<CLI::ConfigItem>& items) {
                 item.inputs.front().find('@'))
             return true; // postgresql://user:password@host
         if (item.name == "redis_url") {
-            for (const std::string& url : item.inputs) {
-                try {
-                    if (redis::parse_url(url).password)
-                        return true;
-                } catch (const UsageError&) {
-                    return true; // refused below anyway; do not say more about it
+            for (const std::string& input : item.inputs) {
+                for (const std::string& url : lock_store_urls(input)) {
+                    try {
+                        if (redis::parse_url(url).password)
+                            return true;
+                    } catch (const UsageError&) {
+                        return true; // refused below anyway; do not say more about it
+                    }
                 }
             }
         }
