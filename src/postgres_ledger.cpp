@@ -26,6 +26,7 @@
 #include "dlock/postgres_ledger.hpp"
 
 #include "dlock/error.hpp"
+#include "ledger_backend.hpp"
 
 #include <algorithm>
 #include <array>
@@ -127,7 +128,6 @@ constexpr std::string_view idempotency_constraint = "journal_idempotency_key_key
 // Any advisory lock number will do, as long as it is this one: migrations take it.
 constexpr std::string_view migration_lock = "7106290473163542301";
 
-constexpr Millis longest_retry_pause{32};
 constexpr int max_attempts = 200;
 
 // The schema, one migration per version: dlock_schema holds a row for each one applied.
@@ -368,7 +368,15 @@ struct PostgresConnection {
 
 namespace {
 
+using detail::entry_kind_from;
+using detail::NewEntry;
+using detail::next_retry_pause;
+using detail::pause_before_retry;
 using detail::PostgresConnection;
+using detail::refuse_overflow;
+using detail::require_positive;
+using detail::require_storable_balance;
+using detail::token_of;
 
 std::optional<std::string> text(std::int64_t value) {
     return std::to_string(value);
@@ -434,7 +442,7 @@ auto retrying(PostgresConnection& c, Op op) -> std::optional<decltype(op(c))> {
     c.attempt_deadline = Clock::now() + c.options.retry_deadline;
     // Random pauses that grow: writers that collided once should not collide again in step.
     Millis longest{1};
-    for (int attempt = 1;; ++attempt, longest = std::min(longest * 2, longest_retry_pause)) {
+    for (int attempt = 1;; ++attempt, longest = next_retry_pause(longest)) {
         try {
             return op(c);
         } catch (const RetryableError&) {
@@ -442,21 +450,8 @@ auto retrying(PostgresConnection& c, Op op) -> std::optional<decltype(op(c))> {
         const Clock::duration left = c.attempt_deadline - Clock::now();
         if (left <= Clock::duration::zero() || attempt >= max_attempts)
             return std::nullopt;
-        const Millis pause{std::uniform_int_distribution<Millis::rep>{1, longest.count()}(c.rng)};
-        std::this_thread::sleep_for(std::min<Clock::duration>(pause, left));
+        pause_before_retry(longest, left, c.rng);
     }
-}
-
-void require_positive(Cents amount) {
-    if (amount <= 0)
-        throw UsageError("amount must be positive, not " + format_amount(amount));
-}
-
-EntryKind entry_kind_from(const std::string& kind) {
-    for (const EntryKind candidate : {EntryKind::deposit, EntryKind::withdraw, EntryKind::invoice})
-        if (to_string(candidate) == kind)
-            return candidate;
-    throw DataError("ledger journal holds an unknown entry kind '" + kind + "'");
 }
 
 // ----- connecting and the schema -----
@@ -583,20 +578,9 @@ Cents credit(PostgresConnection& c, AccountId account, Cents amount) {
                 " WHERE a.balance <= $3::bigint - excluded.balance RETURNING balance",
                 {text(account), text(amount), text(std::numeric_limits<Cents>::max())});
     if (!has_row(row))
-        throw UsageError("depositing " + format_amount(amount) + " would overflow account " +
-                         std::to_string(account) + "'s balance");
+        refuse_overflow(account, amount);
     return int_at(row, 0);
 }
-
-struct NewEntry {
-    AccountId account;
-    EntryKind kind;
-    Cents amount; // signed
-    Cents balance_after;
-    std::optional<std::string> idempotency_key;
-    std::optional<std::int64_t> fence_token;
-    std::optional<InvoiceId> invoice;
-};
 
 void append_journal(PostgresConnection& c, const NewEntry& entry) {
     static const std::string sql = "INSERT INTO journal (account, kind, amount, balance_after,"
@@ -606,10 +590,6 @@ void append_journal(PostgresConnection& c, const NewEntry& entry) {
     c.query(sql.c_str(), {text(entry.account), std::string(to_string(entry.kind)),
                           text(entry.amount), text(entry.balance_after), entry.idempotency_key,
                           text(entry.fence_token), text(entry.invoice)});
-}
-
-std::optional<std::int64_t> token_of(const std::optional<Fence>& fence) {
-    return fence ? std::optional(fence->token) : std::nullopt;
 }
 
 // deposit and withdraw: the checks in the documented precedence, then the money, in one
@@ -810,8 +790,7 @@ BalanceResult PostgresLedger::withdraw(AccountId account, Cents amount,
 
 BalanceResult PostgresLedger::store_withdrawal(AccountId account, Cents amount, Cents new_balance) {
     require_positive(amount);
-    if (new_balance < 0)
-        throw UsageError("a balance cannot be negative, not " + format_amount(new_balance));
+    require_storable_balance(new_balance);
     return retrying(*connection_,
                     [&](PostgresConnection& c) {
                         return overwrite_balance(c, account, amount, new_balance);

@@ -68,35 +68,34 @@ public:
     int descriptor() const override { return fd_.get(); }
 
     std::size_t write_some(std::string_view bytes, const Deadline& deadline) override {
-        for (;;) {
-            // MSG_NOSIGNAL: a peer that hung up is an EPIPE here, never a SIGPIPE that kills dlock.
-            const ssize_t n = send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
-            if (n >= 0)
-                return static_cast<std::size_t>(n);
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                throw IoError("lost Redis at " + where_ + ": " + std::strerror(errno));
-            if (!wait_ready(fd_.get(), POLLOUT, deadline))
-                timed_out("sending to Redis at " + where_, deadline);
-        }
+        // MSG_NOSIGNAL: a peer that hung up is an EPIPE here, never a SIGPIPE that kills dlock.
+        return transfer([&] { return send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL); },
+                        POLLOUT, "sending to Redis at ", deadline);
     }
 
     std::size_t read_some(char* buffer, std::size_t size, const Deadline& deadline) override {
+        return transfer([&] { return recv(fd_.get(), buffer, size, 0); }, POLLIN,
+                        "waiting on Redis at ", deadline);
+    }
+
+private:
+    // Runs `io` (one send or recv) until it moves bytes, waiting for `events` between tries
+    // while the socket would block; `doing` names the wait in a timeout.
+    template <typename Io>
+    std::size_t transfer(Io io, short events, const char* doing, const Deadline& deadline) {
         for (;;) {
-            const ssize_t n = recv(fd_.get(), buffer, size, 0);
+            const ssize_t n = io();
             if (n >= 0)
                 return static_cast<std::size_t>(n);
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 throw IoError("lost Redis at " + where_ + ": " + std::strerror(errno));
-            if (!wait_ready(fd_.get(), POLLIN, deadline))
-                timed_out("waiting on Redis at " + where_, deadline);
+            if (!wait_ready(fd_.get(), events, deadline))
+                timed_out(doing + where_, deadline);
         }
     }
 
-private:
     UniqueFd fd_;
     std::string where_;
 };

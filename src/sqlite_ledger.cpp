@@ -8,6 +8,7 @@
 #include "dlock/sqlite_ledger.hpp"
 
 #include "dlock/error.hpp"
+#include "ledger_backend.hpp"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -115,7 +116,15 @@ struct SqliteConnection {
 
 namespace {
 
+using detail::entry_kind_from;
+using detail::NewEntry;
+using detail::next_retry_pause;
+using detail::pause_before_retry;
+using detail::refuse_overflow;
+using detail::require_positive;
+using detail::require_storable_balance;
 using detail::SqliteConnection;
+using detail::token_of;
 using SQLite::TransactionBehavior;
 
 // The schema, one migration per version: a database's PRAGMA user_version counts the migrations
@@ -166,8 +175,6 @@ UPDATE fences SET resource = 'dlock:{' ||
 };
 constexpr int schema_version = static_cast<int>(migrations.size());
 
-constexpr Millis longest_retry_pause{32};
-
 // Runs `op(db)`, a unit of work that leaves nothing behind when it throws (one transaction, or
 // one statement), again and again while SQLite reports the ledger busy, until the retry
 // deadline. nullopt: still busy at the deadline.
@@ -176,7 +183,7 @@ auto retry_while_busy(SqliteConnection& c, Op op) -> std::optional<decltype(op(c
     using Clock = std::chrono::steady_clock;
     const Clock::time_point deadline = Clock::now() + c.options.retry_deadline;
     // Random pauses that grow: processes that collided once should not collide again in step.
-    for (Millis longest{1};; longest = std::min(longest * 2, longest_retry_pause)) {
+    for (Millis longest{1};; longest = next_retry_pause(longest)) {
         try {
             return op(c.db);
         } catch (const SQLite::Exception& e) {
@@ -186,14 +193,8 @@ auto retry_while_busy(SqliteConnection& c, Op op) -> std::optional<decltype(op(c
         const Clock::duration left = deadline - Clock::now();
         if (left <= Clock::duration::zero())
             return std::nullopt;
-        const Millis pause{std::uniform_int_distribution<Millis::rep>{1, longest.count()}(c.rng)};
-        std::this_thread::sleep_for(std::min<Clock::duration>(pause, left));
+        pause_before_retry(longest, left, c.rng);
     }
-}
-
-void require_positive(Cents amount) {
-    if (amount <= 0)
-        throw UsageError("amount must be positive, not " + format_amount(amount));
 }
 
 std::int64_t now_ms() {
@@ -215,13 +216,6 @@ std::optional<std::int64_t> optional_int(const SQLite::Column& column) {
 
 std::optional<std::string> optional_text(const SQLite::Column& column) {
     return column.isNull() ? std::nullopt : std::optional(column.getString());
-}
-
-EntryKind entry_kind_from(const std::string& text) {
-    for (const EntryKind kind : {EntryKind::deposit, EntryKind::withdraw, EntryKind::invoice})
-        if (to_string(kind) == text)
-            return kind;
-    throw DataError("ledger journal holds an unknown entry kind '" + text + "'");
 }
 
 // ----- schema -----
@@ -320,20 +314,9 @@ Cents credit(SQLite::Database& db, AccountId account, Cents amount) {
                                  " WHERE balance <= ?3 - ?2 RETURNING balance");
     SQLite::bind(upsert, account, amount, std::numeric_limits<Cents>::max());
     if (!upsert.executeStep())
-        throw UsageError("depositing " + format_amount(amount) + " would overflow account " +
-                         std::to_string(account) + "'s balance");
+        refuse_overflow(account, amount);
     return upsert.getColumn(0).getInt64();
 }
-
-struct NewEntry {
-    AccountId account;
-    EntryKind kind;
-    Cents amount; // signed
-    Cents balance_after;
-    std::optional<std::string> idempotency_key;
-    std::optional<std::int64_t> fence_token;
-    std::optional<InvoiceId> invoice;
-};
 
 void append_journal(SQLite::Database& db, const NewEntry& entry) {
     SQLite::Statement insert(db, "INSERT INTO journal (account, kind, amount, balance_after,"
@@ -345,10 +328,6 @@ void append_journal(SQLite::Database& db, const NewEntry& entry) {
     bind_optional(insert, 7, entry.fence_token);
     bind_optional(insert, 8, entry.invoice);
     insert.exec();
-}
-
-std::optional<std::int64_t> token_of(const std::optional<Fence>& fence) {
-    return fence ? std::optional(fence->token) : std::nullopt;
 }
 
 void record_fence(SQLite::Database& db, const std::optional<Fence>& fence) {
@@ -519,8 +498,7 @@ BalanceResult SqliteLedger::withdraw(AccountId account, Cents amount, const Writ
 
 BalanceResult SqliteLedger::store_withdrawal(AccountId account, Cents amount, Cents new_balance) {
     require_positive(amount);
-    if (new_balance < 0)
-        throw UsageError("a balance cannot be negative, not " + format_amount(new_balance));
+    require_storable_balance(new_balance);
     return retry_while_busy(*connection_,
                             [&](SQLite::Database& db) {
                                 return overwrite_balance(db, account, amount, new_balance);

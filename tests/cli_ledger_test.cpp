@@ -1,6 +1,7 @@
 // The ledger commands run as a shell script would run them: the real binary, a private
 // redis-server, a ledger file in a temp folder; stdout, stderr and exit codes.
 #include "support/ledger_file.hpp"
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -12,7 +13,6 @@
 #include <cstdint>
 #include <doctest/doctest.h>
 #include <fstream>
-#include <latch>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -21,17 +21,16 @@
 #include <vector>
 
 using dlock::test::Child;
+using dlock::test::contains;
+using dlock::test::count_exits;
 using dlock::test::line_count;
 using dlock::test::ProcessResult;
 using dlock::test::RedisServer;
+using dlock::test::run_concurrently;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
 namespace {
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
 
 // A private redis-server and a ledger path in a fresh temp folder (removed afterwards).
 struct Ledger {
@@ -69,32 +68,6 @@ struct Ledger {
         file.exec(statement);
     }
 };
-
-// Starts every command at once, `per_worker` of them one after another in each of `workers`
-// threads, and returns every result.
-std::vector<ProcessResult> run_concurrently(int workers, int per_worker,
-                                            const std::vector<std::string>& argv) {
-    std::vector<std::vector<ProcessResult>> results(static_cast<std::size_t>(workers));
-    std::latch start(workers);
-    std::vector<std::thread> threads;
-    for (std::size_t w = 0; w < results.size(); ++w)
-        threads.emplace_back([&, w] {
-            start.arrive_and_wait();
-            for (int i = 0; i < per_worker; ++i)
-                results[w].push_back(dlock::test::run(argv));
-        });
-    for (auto& thread : threads)
-        thread.join();
-    std::vector<ProcessResult> all;
-    for (auto& worker : results)
-        all.insert(all.end(), worker.begin(), worker.end());
-    return all;
-}
-
-int count_exits(const std::vector<ProcessResult>& results, int code) {
-    return static_cast<int>(std::count_if(results.begin(), results.end(),
-                                          [code](const auto& r) { return r.exit_code == code; }));
-}
 
 } // namespace
 

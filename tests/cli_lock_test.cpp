@@ -1,5 +1,6 @@
 // The dlock binary run as a shell script would run it: stdout, stderr, exit codes.
 #include "dlock/backends.hpp"
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -9,12 +10,15 @@
 #include <thread>
 
 using dlock::test::Child;
+using dlock::test::contains;
+using dlock::test::eventually;
 using dlock::test::line_count;
 using dlock::test::ProcessResult;
 using dlock::test::RedisServer;
 using dlock::test::run_dlock;
 using dlock::test::run_dlock_at;
 using nlohmann::json;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -409,21 +413,6 @@ TEST_CASE("a wait shows a status line on a terminal, erased when done, and nothi
     CHECK(line_count(verbose.out) == 1); // stdout has the token, nothing else
 }
 
-namespace {
-
-// Polls `text()` until it holds `needle`; false after 10 s.
-template <typename Text>
-bool eventually_contains(Text text, const std::string& needle) {
-    for (int i = 0; i < 1000; ++i) {
-        if (text().find(needle) != std::string::npos)
-            return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-}
-
-} // namespace
-
 TEST_CASE("watch prints every kind of event as it happens, expiries inferred or notified") {
     for (const bool notifications : {false, true}) {
         CAPTURE(notifications);
@@ -431,7 +420,7 @@ TEST_CASE("watch prints every kind of event as it happens, expiries inferred or 
         if (notifications)
             server.command({"CONFIG", "SET", "notify-keyspace-events", "Kx"});
         Child watcher(dlock::test::dlock_argv({"--redis", server.url(), "watch", "job*"}));
-        REQUIRE(eventually_contains([&] { return watcher.err_so_far(); }, "watching 'job*'"));
+        REQUIRE(eventually([&] { return contains(watcher.err_so_far(), "watching 'job*'"); }, 10s));
         CHECK(watcher.err_so_far().find(notifications ? "keyspace notifications" : "inferred") !=
               std::string::npos);
 
@@ -445,7 +434,7 @@ TEST_CASE("watch prints every kind of event as it happens, expiries inferred or 
         REQUIRE(run_dlock_at(server.url(), {"force-release", "job-c"}).exit_code == 0);
         REQUIRE(run_dlock_at(server.url(), {"acquire", "other"}).exit_code == 0); // not matched
 
-        REQUIRE(eventually_contains([&] { return watcher.out_so_far(); }, "expired  job-a"));
+        REQUIRE(eventually([&] { return contains(watcher.out_so_far(), "expired  job-a"); }, 10s));
         watcher.signal(SIGINT);
         const auto result = watcher.wait();
         CHECK(result.exit_code == 0);
@@ -463,10 +452,10 @@ TEST_CASE("watch prints every kind of event as it happens, expiries inferred or 
 TEST_CASE("watch --json prints one object per event") {
     RedisServer server;
     Child watcher(dlock::test::dlock_argv({"--redis", server.url(), "watch", "job", "--json"}));
-    REQUIRE(eventually_contains([&] { return watcher.err_so_far(); }, "watching"));
+    REQUIRE(eventually([&] { return contains(watcher.err_so_far(), "watching"); }, 10s));
     const std::string token = first_line(run_dlock_at(server.url(), {"acquire", "job"}).out);
     REQUIRE(run_dlock_at(server.url(), {"release", "job", "--owner", token}).exit_code == 0);
-    REQUIRE(eventually_contains([&] { return watcher.out_so_far(); }, "\"released\""));
+    REQUIRE(eventually([&] { return contains(watcher.out_so_far(), "\"released\""); }, 10s));
     watcher.signal(SIGTERM);
     const auto result = watcher.wait();
     CHECK(result.exit_code == 0);

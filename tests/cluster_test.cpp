@@ -2,6 +2,7 @@
 // this executable, and the dlock binary pointed at one node, at a unix socket of one node, or at
 // seeds. Keys are picked by the slot they hash to, so every test covers every node.
 #include "dlock/redis_cluster.hpp"
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/redis_cluster.hpp"
 
@@ -19,10 +20,6 @@ namespace {
 
 using namespace dlock::test;
 using json = nlohmann::json;
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
 
 std::string node_url(std::size_t index) {
     return "redis://127.0.0.1:" + std::to_string(shared_cluster().node(index).port());

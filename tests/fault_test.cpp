@@ -6,7 +6,9 @@
 // Synchronization is by observation (a process's state in /proc, the ledger's write lock,
 // Redis's count of blocked clients, a line in a file), never by sleeping and hoping. Time bounds
 // are generous: they prove a mechanism (a lease end, a timeout), not speed, on a loaded machine.
+#include "support/fleet.hpp"
 #include "support/ledger_file.hpp"
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -30,45 +32,22 @@
 
 using namespace std::chrono_literals;
 using dlock::test::Child;
+using dlock::test::contains;
+using dlock::test::eventually;
+using dlock::test::finish;
 using dlock::test::line_count;
+using dlock::test::process_state;
 using dlock::test::ProcessResult;
 using dlock::test::RedisServer;
+using dlock::test::seconds_since;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
-
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// Waits until `check()` holds; false after `limit`.
-template <typename Check>
-bool eventually(Check check, std::chrono::milliseconds limit) {
-    const auto deadline = Clock::now() + limit;
-    while (!check()) {
-        if (Clock::now() > deadline)
-            return false;
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
-}
-
-// The state letter of /proc/PID/stat: 'T' stopped, 'S' sleeping, 'Z' zombie, ...
-char process_state(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const auto close = text.rfind(')');
-    return close == std::string::npos || close + 2 >= text.size() ? '?' : text[close + 2];
-}
-
 // A private redis-server and a ledger file in a temp folder; dlock (and scripts that call it
 // as "$DLOCK_BIN") find both through the environment.
-struct Fleet {
+struct Fleet : dlock::test::FleetCommands<Fleet> {
     Fleet() = default;
     Fleet(const Fleet&) = delete;
     Fleet& operator=(const Fleet&) = delete;
@@ -80,39 +59,6 @@ struct Fleet {
     std::vector<std::string> env{"DLOCK_REDIS_URL=" + server.url(), "DLOCK_DB=" + db,
                                  std::string("DLOCK_BIN=") + DLOCK_BINARY};
 
-    ProcessResult dlock(const std::vector<std::string>& args) const {
-        return dlock::test::run_dlock(args, env);
-    }
-    json dlock_json(std::vector<std::string> args) const {
-        args.push_back("--json");
-        const ProcessResult result = dlock(args);
-        CAPTURE(result.err);
-        return json::parse(result.out);
-    }
-    std::vector<std::string> argv(const std::vector<std::string>& args) const {
-        std::vector<std::string> out{DLOCK_BINARY};
-        out.insert(out.end(), args.begin(), args.end());
-        return out;
-    }
-    std::unique_ptr<Child> start(const std::vector<std::string>& args) const {
-        return std::make_unique<Child>(argv(args), env);
-    }
-    // sh -c SCRIPT with $1.. = args.
-    std::unique_ptr<Child> start_shell(const std::string& script,
-                                       const std::vector<std::string>& args = {}) const {
-        std::vector<std::string> argv{"/bin/sh", "-c", script, "sh"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return std::make_unique<Child>(argv, env);
-    }
-    std::int64_t balance_cents(int account) const {
-        const json answer = dlock_json({"balance", "--account", std::to_string(account)});
-        REQUIRE(answer["status"] == "ok");
-        return answer["balance_cents"].get<std::int64_t>();
-    }
-    void deposit(int account, const std::string& amount) const {
-        REQUIRE(dlock({"deposit", "--account", std::to_string(account), "--amount", amount})
-                    .exit_code == 0);
-    }
     // The ledger is sound: verify exits 0 and SQLite's own check finds nothing.
     void check_sound() const {
         const ProcessResult verify = dlock({"verify"});
@@ -123,11 +69,6 @@ struct Fleet {
     }
     void wait_for_waiters(int count) const { REQUIRE(server.wait_for_blocked_clients(count, 20s)); }
 };
-
-ProcessResult finish(Child& child, std::chrono::milliseconds limit) {
-    REQUIRE_MESSAGE(child.wait_for(limit), "process still running after the deadline");
-    return child.wait();
-}
 
 // The fences of an account's journal entries, oldest first.
 std::vector<std::int64_t> journal_fences(const std::string& db, int account) {

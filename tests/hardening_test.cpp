@@ -5,7 +5,9 @@
 // Synchronization is by events (a FIFO the command writes to, pidfds, Redis's own count of
 // blocked clients), not sleeps. Timing bounds are generous: they prove that a deadline exists,
 // not how fast anything is.
+#include "support/fake_server.hpp"
 #include "support/ledger_file.hpp"
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -44,14 +46,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
-
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 struct TempDir {
     TempDir() = default;
     TempDir(const TempDir&) = delete;
@@ -84,62 +78,24 @@ ProcessResult shell(const std::string& script) {
     return run({"/bin/sh", "-c", script});
 }
 
-// True once process `pid` has exited (zombie or reaped), waiting at most `limit`.
-bool exits_within(pid_t pid, milliseconds limit) {
-    const int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-    if (fd < 0)
-        return errno == ESRCH;
-    pollfd pfd{fd, POLLIN, 0};
-    const int ready = poll(&pfd, 1, static_cast<int>(limit.count()));
-    close(fd);
-    return ready > 0;
-}
-
 // SIGKILLs `target` (as kill(2) takes it: -PGID for a group) when the test ends, passed or not.
 struct KillOnExit {
     pid_t target;
     ~KillOnExit() { kill(target, SIGKILL); }
 };
 
-// A FIFO a command writes lines to; the test holds both ends, so neither side blocks.
-class Fifo {
-public:
-    explicit Fifo(std::string path) : path_(std::move(path)) {
-        REQUIRE(mkfifo(path_.c_str(), 0600) == 0);
-        fd_ = open(path_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        REQUIRE(fd_ >= 0);
+// A client socket connected to the unix socket at `path`, or -1: the peers' way to the real Redis.
+int connect_unix(const std::string& path) {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        close(fd);
+        return -1;
     }
-    ~Fifo() { close(fd_); }
-    Fifo(const Fifo&) = delete;
-    Fifo& operator=(const Fifo&) = delete;
-    const std::string& path() const { return path_; }
-
-    std::optional<std::string> read_line(milliseconds limit) {
-        const auto deadline = Clock::now() + limit;
-        for (;;) {
-            if (const auto newline = buffer_.find('\n'); newline != std::string::npos) {
-                std::string line = buffer_.substr(0, newline);
-                buffer_.erase(0, newline + 1);
-                return line;
-            }
-            const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
-            if (left.count() <= 0)
-                return std::nullopt;
-            pollfd pfd{fd_, POLLIN, 0};
-            if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0)
-                continue;
-            char chunk[256];
-            const ssize_t n = read(fd_, chunk, sizeof chunk);
-            if (n > 0)
-                buffer_.append(chunk, static_cast<std::size_t>(n));
-        }
-    }
-
-private:
-    std::string path_;
-    int fd_ = -1;
-    std::string buffer_;
-};
+    return fd;
+}
 
 // A TCP peer that never finishes an answer: to anything a client sends it replies "+", then one
 // more byte every 500 ms, never the "\r\n" that would end the reply. With `relay_first_to`,
@@ -149,15 +105,9 @@ class TricklingPeer {
 public:
     explicit TricklingPeer(std::string relay_first_to = {})
         : relay_path_(std::move(relay_first_to)) {
-        listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        socklen_t len = sizeof addr;
-        getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
-        REQUIRE(listen(listener_, 64) == 0);
+        const LoopbackListener listener = listen_on_loopback(64);
+        listener_ = listener.fd;
+        port_ = listener.port;
         thread_ = std::thread([this] { serve(); });
     }
     ~TricklingPeer() {
@@ -189,18 +139,6 @@ private:
         c.fd = -1; // poll ignores negative descriptors
         c.upstream = -1;
         c.spoke = false;
-    }
-
-    static int connect_unix(const std::string& path) {
-        const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-        if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-            close(fd);
-            return -1;
-        }
-        return fd;
     }
 
     static void send_all(int fd, const char* data, std::size_t size) {
@@ -701,15 +639,9 @@ namespace {
 class FaultProxy {
 public:
     explicit FaultProxy(std::string redis_socket) : socket_(std::move(redis_socket)) {
-        listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        socklen_t len = sizeof addr;
-        getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
-        REQUIRE(listen(listener_, 128) == 0);
+        const LoopbackListener listener = listen_on_loopback(128);
+        listener_ = listener.fd;
+        port_ = listener.port;
         thread_ = std::thread([this] { serve(); });
     }
     ~FaultProxy() {
@@ -781,18 +713,6 @@ private:
             }
             pairs_ = std::move(kept);
         }
-    }
-
-    static int connect_unix(const std::string& path) {
-        const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-        if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-            close(fd);
-            return -1;
-        }
-        return fd;
     }
 
     std::string socket_;

@@ -1,72 +1,23 @@
 // The lock commands when Redis misbehaves: restarts, pauses, strangers on the port, ACLs.
+#include "support/fake_server.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
 #include <chrono>
 #include <doctest/doctest.h>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
-#include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
 using dlock::test::Child;
+using dlock::test::FakeServer;
 using dlock::test::line_count;
 using dlock::test::ProcessResult;
 using dlock::test::RedisServer;
 using dlock::test::run_dlock_at;
 using nlohmann::json;
 using clock_type = std::chrono::steady_clock;
-
-namespace {
-
-// A TCP server on loopback that is not Redis: it answers every connection with `answer`
-// (or, if empty, reads and never answers) until destroyed.
-class StrangerServer {
-public:
-    explicit StrangerServer(std::string answer) : answer_(std::move(answer)) {
-        fd_ = socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        socklen_t len = sizeof addr;
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
-        REQUIRE(listen(fd_, 8) == 0);
-        thread_ = std::thread([this] { serve(); });
-    }
-    ~StrangerServer() {
-        shutdown(fd_, SHUT_RDWR);
-        close(fd_);
-        thread_.join();
-        for (const int client : clients_)
-            close(client);
-    }
-    std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
-
-private:
-    void serve() {
-        for (;;) {
-            const int client = accept(fd_, nullptr, nullptr);
-            if (client < 0)
-                return;
-            char buffer[512];
-            (void)!read(client, buffer, sizeof buffer);
-            if (!answer_.empty())
-                (void)!write(client, answer_.data(), answer_.size());
-            clients_.push_back(client); // kept open: a silent server must stay silent
-        }
-    }
-    std::string answer_;
-    int fd_ = -1;
-    int port_ = 0;
-    std::thread thread_;
-    std::vector<int> clients_;
-};
-
-} // namespace
 
 TEST_CASE("waiters get a clear error or the lock when Redis restarts, never two holders") {
     RedisServer server;
@@ -109,12 +60,13 @@ TEST_CASE("a paused Redis makes dlock time out with 69, not hang") {
 }
 
 TEST_CASE("a server that is not Redis is refused with 69 and one line") {
-    StrangerServer http("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    FakeServer http(FakeServer::Behaviour::answer,
+                    "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
     const auto result = run_dlock_at(http.url(), {"acquire", "job"});
     CHECK(result.exit_code == 69);
     CHECK(line_count(result.err) == 1);
 
-    StrangerServer silent("");
+    FakeServer silent(FakeServer::Behaviour::silent);
     const auto start = clock_type::now();
     const auto quiet = run_dlock_at(silent.url(), {"--timeout", "300ms", "status", "job"});
     CHECK(quiet.exit_code == 69);

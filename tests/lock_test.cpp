@@ -3,6 +3,7 @@
 // backend. Everything runs against real, private servers.
 #include "dlock/backends.hpp"
 #include "dlock/redis_lock.hpp"
+#include "support/observe.hpp"
 #include "support/redis_server.hpp"
 
 #include <algorithm>
@@ -19,6 +20,7 @@ using dlock::LockService;
 using dlock::Millis;
 using dlock::OwnerCheck;
 using dlock::RedisLock;
+using dlock::test::eventually;
 using dlock::test::RedisServer;
 using clock_type = std::chrono::steady_clock;
 
@@ -41,26 +43,12 @@ Millis since(clock_type::time_point start) {
 
 // Waits until `count` clients listen on `channel`; false after `limit`.
 bool subscribers(const RedisServer& server, const std::string& channel, int count, Millis limit) {
-    const auto give_up = clock_type::now() + limit;
     const std::string expected = channel + "\n" + std::to_string(count);
-    while (server.command({"PUBSUB", "NUMSUB", channel}) != expected) {
-        if (clock_type::now() > give_up)
-            return false;
-        std::this_thread::sleep_for(5ms);
-    }
-    return true;
-}
-
-// Waits until `check()` holds; false after `limit`.
-template <typename Check>
-bool eventually(Check check, Millis limit) {
-    const auto give_up = clock_type::now() + limit;
-    while (!check()) {
-        if (clock_type::now() > give_up)
-            return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
+    return eventually(
+        [&] {
+            return server.command({"PUBSUB", "NUMSUB", channel}) == expected;
+        },
+        limit);
 }
 
 // A lock backend for the contract suite: a private store, and clients of it. Each client is a

@@ -6,6 +6,9 @@
 //
 // Synchronization is by observation (pg_stat_activity, a process's state, rows in the journal),
 // never by sleeping and hoping.
+#include "support/fake_server.hpp"
+#include "support/fleet.hpp"
+#include "support/observe.hpp"
 #include "support/postgres_server.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
@@ -16,53 +19,35 @@
 #include <cstdint>
 #include <doctest/doctest.h>
 #include <fstream>
-#include <latch>
 #include <memory>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
 
 using namespace std::chrono_literals;
 using dlock::test::Child;
+using dlock::test::contains;
+using dlock::test::count_exits;
+using dlock::test::eventually;
+using dlock::test::FakeServer;
+using dlock::test::finish;
 using dlock::test::line_count;
 using dlock::test::postgres_server;
 using dlock::test::PostgresServer;
+using dlock::test::process_state;
 using dlock::test::ProcessResult;
 using dlock::test::RedisServer;
+using dlock::test::run_concurrently;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
-
-template <typename Check>
-bool eventually(Check check, std::chrono::milliseconds limit) {
-    const auto deadline = Clock::now() + limit;
-    while (!check()) {
-        if (Clock::now() > deadline)
-            return false;
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
-}
-
-char process_state(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const auto close = text.rfind(')');
-    return close == std::string::npos || close + 2 >= text.size() ? '?' : text[close + 2];
-}
-
 // A private redis-server and a fresh PostgreSQL database; dlock (and scripts that call it as
 // "$DLOCK_BIN") find both through the environment.
-struct Fleet {
+struct Fleet : dlock::test::FleetCommands<Fleet> {
     RedisServer server;
     std::string dir = dlock::test::make_temp_dir();
     std::string database = postgres_server().create_database();
@@ -75,44 +60,10 @@ struct Fleet {
     Fleet& operator=(const Fleet&) = delete;
     ~Fleet() { dlock::test::remove_tree(dir); }
 
-    ProcessResult dlock(const std::vector<std::string>& args,
-                        std::vector<std::string> extra_env = {}) const {
-        extra_env.insert(extra_env.begin(), env.begin(), env.end());
-        return dlock::test::run_dlock(args, extra_env);
-    }
-    json dlock_json(std::vector<std::string> args) const {
-        args.push_back("--json");
-        const ProcessResult result = dlock(args);
-        CAPTURE(result.err);
-        return json::parse(result.out);
-    }
-    std::vector<std::string> argv(const std::vector<std::string>& args) const {
-        std::vector<std::string> out{DLOCK_BINARY};
-        out.insert(out.end(), args.begin(), args.end());
-        return out;
-    }
-    std::unique_ptr<Child> start(const std::vector<std::string>& args) const {
-        return std::make_unique<Child>(argv(args), env);
-    }
-    std::unique_ptr<Child> start_shell(const std::string& script,
-                                       const std::vector<std::string>& args = {}) const {
-        std::vector<std::string> argv{"/bin/sh", "-c", script, "sh"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return std::make_unique<Child>(argv, env);
-    }
     std::string sql(const std::string& statement) const {
         return postgres_server().sql(database, statement);
     }
     std::int64_t sql_int(const std::string& statement) const { return std::stoll(sql(statement)); }
-    std::int64_t balance_cents(int account) const {
-        const json answer = dlock_json({"balance", "--account", std::to_string(account)});
-        REQUIRE(answer["status"] == "ok");
-        return answer["balance_cents"].get<std::int64_t>();
-    }
-    void deposit(int account, const std::string& amount) const {
-        REQUIRE(dlock({"deposit", "--account", std::to_string(account), "--amount", amount})
-                    .exit_code == 0);
-    }
     // Every row of every ledger table: equal strings, equal ledgers.
     std::string contents() const {
         return sql("SELECT string_agg(r, E'\\n' ORDER BY r) FROM ("
@@ -134,36 +85,6 @@ struct Fleet {
     }
 };
 
-ProcessResult finish(Child& child, std::chrono::milliseconds limit) {
-    REQUIRE_MESSAGE(child.wait_for(limit), "process still running after the deadline");
-    return child.wait();
-}
-
-std::vector<ProcessResult> run_concurrently(int workers, int per_worker,
-                                            const std::vector<std::string>& argv,
-                                            const std::vector<std::string>& env) {
-    std::vector<std::vector<ProcessResult>> results(static_cast<std::size_t>(workers));
-    std::latch start(workers);
-    std::vector<std::thread> threads;
-    for (std::size_t w = 0; w < results.size(); ++w)
-        threads.emplace_back([&, w] {
-            start.arrive_and_wait();
-            for (int i = 0; i < per_worker; ++i)
-                results[w].push_back(dlock::test::run(argv, env));
-        });
-    for (auto& thread : threads)
-        thread.join();
-    std::vector<ProcessResult> all;
-    for (auto& worker : results)
-        all.insert(all.end(), worker.begin(), worker.end());
-    return all;
-}
-
-int count_exits(const std::vector<ProcessResult>& results, int code) {
-    return static_cast<int>(std::count_if(results.begin(), results.end(),
-                                          [code](const auto& r) { return r.exit_code == code; }));
-}
-
 // What a command answered, without what differs by nature between two runs: times, and the
 // fencing tokens two Redis servers hand out.
 json comparable(json value) {
@@ -178,25 +99,6 @@ json comparable(json value) {
     }
     return value;
 }
-
-// A loopback port that accepts connections and never says a word.
-struct SilentServer {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    int port = 0;
-    SilentServer() {
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        REQUIRE(::listen(fd, 16) == 0);
-        socklen_t len = sizeof addr;
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-        port = ntohs(addr.sin_port);
-    }
-    ~SilentServer() { ::close(fd); }
-    SilentServer(const SilentServer&) = delete;
-    SilentServer& operator=(const SilentServer&) = delete;
-};
 
 } // namespace
 
@@ -525,11 +427,11 @@ TEST_CASE("postgres: a missing database, a closed port and a silent server give 
     CHECK(line_count(closed.err) == 1);
     CHECK(contains(closed.err, "cannot connect to ledger postgresql://dlock@127.0.0.1:"));
 
-    SilentServer silent;
+    FakeServer silent(FakeServer::Behaviour::silent);
     const auto start = Clock::now();
     const ProcessResult hung = dlock::test::run_dlock(
         {"--timeout", "500ms", "--db",
-         "postgresql://dlock@127.0.0.1:" + std::to_string(silent.port) + "/x?sslmode=disable",
+         "postgresql://dlock@127.0.0.1:" + std::to_string(silent.port()) + "/x?sslmode=disable",
          "deposit", "--account", "1", "--amount", "1"});
     CHECK(hung.exit_code == 69);
     CHECK(line_count(hung.err) == 1);

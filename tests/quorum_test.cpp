@@ -5,7 +5,7 @@
 // that caps a hung server), not speed.
 #include "dlock/backends.hpp"
 #include "dlock/quorum_lock.hpp"
-#include "support/ledger_file.hpp"
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/quorum_servers.hpp"
 
@@ -28,6 +28,9 @@ using dlock::LockService;
 using dlock::Millis;
 using dlock::OwnerCheck;
 using dlock::test::Child;
+using dlock::test::contains;
+using dlock::test::eventually;
+using dlock::test::process_state;
 using dlock::test::ProcessResult;
 using dlock::test::QuorumServers;
 using nlohmann::json;
@@ -35,30 +38,8 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
-
 Millis since(Clock::time_point start) {
     return std::chrono::duration_cast<Millis>(Clock::now() - start);
-}
-
-template <typename Check>
-bool eventually(Check check, Millis limit) {
-    const auto deadline = Clock::now() + limit;
-    while (!check()) {
-        if (Clock::now() > deadline)
-            return false;
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
-}
-
-char process_state(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const auto close = text.rfind(')');
-    return close == std::string::npos || close + 2 >= text.size() ? '?' : text[close + 2];
 }
 
 std::string join(const std::vector<std::string>& urls) {

@@ -4,6 +4,7 @@
 // a FIFO the test reads with a deadline, and process exits are watched through pidfds, which
 // work for processes that are not the test's children too. Timing bounds are generous: they
 // prove a mechanism (renewal, lease end, grace period), not speed.
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -32,71 +33,6 @@ using namespace dlock::test;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-// A FIFO the command writes lines to. The test holds both ends, so opening it for writing
-// never blocks the command and reading never sees EOF.
-class Fifo {
-public:
-    explicit Fifo(std::string path) : path_(std::move(path)) {
-        REQUIRE(mkfifo(path_.c_str(), 0600) == 0);
-        fd_ = open(path_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        REQUIRE(fd_ >= 0);
-    }
-    ~Fifo() { close(fd_); }
-    Fifo(const Fifo&) = delete;
-    Fifo& operator=(const Fifo&) = delete;
-
-    const std::string& path() const { return path_; }
-
-    // The next line written, or nullopt if none comes within `limit`.
-    std::optional<std::string> read_line(milliseconds limit) {
-        const auto deadline = Clock::now() + limit;
-        for (;;) {
-            const auto newline = buffer_.find('\n');
-            if (newline != std::string::npos) {
-                std::string line = buffer_.substr(0, newline);
-                buffer_.erase(0, newline + 1);
-                return line;
-            }
-            const auto left =
-                std::max(std::chrono::ceil<milliseconds>(deadline - Clock::now()), milliseconds{0});
-            pollfd pfd{fd_, POLLIN, 0};
-            if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) {
-                if (left.count() == 0)
-                    return std::nullopt;
-                continue;
-            }
-            char chunk[256];
-            const ssize_t n = read(fd_, chunk, sizeof chunk);
-            if (n > 0)
-                buffer_.append(chunk, static_cast<std::size_t>(n));
-        }
-    }
-
-private:
-    std::string path_;
-    int fd_ = -1;
-    std::string buffer_;
-};
-
-// True once process `pid` has exited (zombie or reaped), waiting at most `limit`.
-bool exits_within(pid_t pid, milliseconds limit) {
-    const int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-    if (fd < 0)
-        return errno == ESRCH;
-    pollfd pfd{fd, POLLIN, 0};
-    const int ready = poll(&pfd, 1, static_cast<int>(limit.count()));
-    close(fd);
-    return ready > 0;
-}
-
-bool has_exited(pid_t pid) {
-    return exits_within(pid, 0ms);
-}
-
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 std::vector<pid_t> pids_in(const std::string& line) {
     std::vector<pid_t> pids;

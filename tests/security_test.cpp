@@ -7,6 +7,7 @@
 #include "dlock/redis_lock.hpp"
 #include "support/fake_server.hpp"
 #include "support/ledger_file.hpp"
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -24,6 +25,7 @@
 
 using namespace std::chrono_literals;
 using dlock::test::Child;
+using dlock::test::contains;
 using dlock::test::FakeServer;
 using dlock::test::line_count;
 using dlock::test::ProcessResult;
@@ -34,10 +36,6 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* secret = "hunter2-Sekr1t";
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
 
 // What a process shows others: its command line and its environment, NULs as spaces.
 std::string proc_text(const std::string& text) {

@@ -2,6 +2,7 @@
 // time with the openssl command line, and the dlock binary talking to it. Each refusal must come
 // with its reason in one line, exit 69, and within --timeout.
 #include "dlock/redis.hpp"
+#include "support/observe.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -23,14 +24,6 @@ namespace {
 using namespace dlock::test;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
-
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 void openssl(const std::vector<std::string>& args) {
     std::vector<std::string> argv{"/usr/bin/openssl"};

@@ -1,5 +1,6 @@
 #include "support/fake_server.hpp"
 
+#include <cerrno>
 #include <cstring>
 #include <netinet/in.h>
 #include <stdexcept>
@@ -9,18 +10,32 @@
 
 namespace dlock::test {
 
+LoopbackListener listen_on_loopback(int backlog) {
+    LoopbackListener listener;
+    listener.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (listener.fd < 0 ||
+        bind(listener.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        listen(listener.fd, backlog) != 0) {
+        const int saved = errno;
+        if (listener.fd >= 0)
+            close(listener.fd);
+        throw std::runtime_error(std::string("loopback listener: ") + std::strerror(saved));
+    }
+    socklen_t len = sizeof addr;
+    getsockname(listener.fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    listener.port = ntohs(addr.sin_port);
+    return listener;
+}
+
 FakeServer::FakeServer(Behaviour behaviour, std::string answer, std::string socket_path)
     : behaviour_(behaviour), answer_(std::move(answer)), socket_path_(std::move(socket_path)) {
     if (socket_path_.empty()) {
-        fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-            throw std::runtime_error("fake server: bind failed");
-        socklen_t len = sizeof addr;
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
+        const LoopbackListener listener = listen_on_loopback(64);
+        fd_ = listener.fd;
+        port_ = listener.port;
     } else {
         fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_un addr{};
@@ -31,9 +46,9 @@ FakeServer::FakeServer(Behaviour behaviour, std::string answer, std::string sock
         unlink(socket_path_.c_str());
         if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
             throw std::runtime_error("fake server: bind failed");
+        if (listen(fd_, 64) != 0)
+            throw std::runtime_error("fake server: listen failed");
     }
-    if (listen(fd_, 64) != 0)
-        throw std::runtime_error("fake server: listen failed");
     thread_ = std::thread([this] { serve(); });
 }
 

@@ -7,6 +7,14 @@
 
 namespace dlock::test {
 
+// A TCP socket listening on 127.0.0.1 at a port the kernel picked: where every peer the tests
+// play (fake servers, proxies, trickling peers) starts. The caller owns and closes `fd`.
+struct LoopbackListener {
+    int fd = -1;
+    int port = 0;
+};
+LoopbackListener listen_on_loopback(int backlog);
+
 class FakeServer {
 public:
     enum class Behaviour {
@@ -23,6 +31,8 @@ public:
 
     // redis://127.0.0.1:PORT or unix:///path
     std::string url() const;
+    // The TCP port (0 on a unix socket).
+    int port() const { return port_; }
 
 private:
     void serve();

@@ -4,9 +4,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <latch>
 #include <map>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include <stdexcept>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 extern char** environ;
@@ -160,6 +163,36 @@ ProcessResult run_dlock_at(const std::string& url, std::vector<std::string> args
                            const std::vector<std::string>& env) {
     args.insert(args.begin(), {"--redis", url});
     return run_dlock(args, env);
+}
+
+ProcessResult finish(Child& child, std::chrono::milliseconds limit) {
+    REQUIRE_MESSAGE(child.wait_for(limit), "process still running after the deadline");
+    return child.wait();
+}
+
+std::vector<ProcessResult> run_concurrently(int workers, int per_worker,
+                                            const std::vector<std::string>& argv,
+                                            const std::vector<std::string>& env) {
+    std::vector<std::vector<ProcessResult>> results(static_cast<std::size_t>(workers));
+    std::latch start(workers);
+    std::vector<std::thread> threads;
+    for (std::size_t w = 0; w < results.size(); ++w)
+        threads.emplace_back([&, w] {
+            start.arrive_and_wait();
+            for (int i = 0; i < per_worker; ++i)
+                results[w].push_back(run(argv, env));
+        });
+    for (auto& thread : threads)
+        thread.join();
+    std::vector<ProcessResult> all;
+    for (auto& worker : results)
+        all.insert(all.end(), worker.begin(), worker.end());
+    return all;
+}
+
+int count_exits(const std::vector<ProcessResult>& results, int code) {
+    return static_cast<int>(std::count_if(results.begin(), results.end(),
+                                          [code](const auto& r) { return r.exit_code == code; }));
 }
 
 int line_count(const std::string& text) {

@@ -51,6 +51,17 @@ ProcessResult run_dlock(const std::vector<std::string>& args,
 ProcessResult run_dlock_at(const std::string& url, std::vector<std::string> args,
                            const std::vector<std::string>& env = {});
 
+// Waits for `child` at most `limit` (a failed REQUIRE if it is still running) and collects it.
+ProcessResult finish(Child& child, std::chrono::milliseconds limit);
+
+// Starts every command at once, `per_worker` of them one after another in each of `workers`
+// threads, and returns every result: the concurrency the ledger's guarantees are about.
+std::vector<ProcessResult> run_concurrently(int workers, int per_worker,
+                                            const std::vector<std::string>& argv,
+                                            const std::vector<std::string>& env = {});
+// How many of `results` exited with `code`.
+int count_exits(const std::vector<ProcessResult>& results, int code);
+
 // Lines in `text`, counted by their newlines: a one-line message is 1.
 int line_count(const std::string& text);
 
