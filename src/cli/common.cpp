@@ -31,11 +31,15 @@ void add_global_options(CLI::App& app, Invocation& inv) {
     global.tls_key = settings.value("tls_key");
     global.tls_server_name = settings.value("tls_server_name");
 
-    app.add_option("--redis", global.redis_url,
-                   "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
-                   "unix:///path/to/socket[?db=N], or a Redis Cluster's seed nodes "
-                   "redis+cluster://host:port,host:port/ (rediss+cluster:// for TLS)")
+    app.add_option(
+           "--redis", global.redis_url,
+           "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
+           "unix:///path/to/socket[?db=N], or a Redis Cluster's seed nodes "
+           "redis+cluster://host:port,host:port/ (rediss+cluster:// for TLS); given 3, 5 or "
+           "7 times, a quorum of independent servers")
         ->type_name("URL")
+        ->multi_option_policy(CLI::MultiOptionPolicy::Join)
+        ->delimiter(' ')
         ->capture_default_str();
     app.add_option("--tls-ca", global.tls_ca,
                    "rediss://: verify the server against the CA certificates in FILE (PEM) "
