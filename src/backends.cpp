@@ -1,5 +1,6 @@
 #include "dlock/backends.hpp"
 
+#include "dlock/quorum_lock.hpp"
 #include "dlock/redis_lock.hpp"
 #include "dlock/redis_sentinel.hpp"
 
@@ -15,9 +16,9 @@ std::string_view scheme_of(std::string_view location) {
 
 // ----- lock stores -----
 
-redis::Options redis_options(const LockConfig& config) {
+redis::Options redis_options(const LockConfig& config, std::string_view url) {
     redis::Options options;
-    options.url = redis::parse_url(config.url);
+    options.url = redis::parse_url(url);
     options.timeout = config.timeout;
     options.tls = config.tls;
     if (!options.tls.empty() && options.url.transport != redis::Url::Transport::tls)
@@ -33,7 +34,8 @@ RedisLockSettings redis_lock_settings(const LockConfig& config) {
 }
 
 std::unique_ptr<LockService> open_redis_lock(const LockConfig& config) {
-    return std::make_unique<RedisLock>(redis_options(config), redis_lock_settings(config));
+    return std::make_unique<RedisLock>(redis_options(config, config.url),
+                                       redis_lock_settings(config));
 }
 
 std::unique_ptr<LockService> open_sentinel_lock(const LockConfig& config) {
@@ -54,6 +56,22 @@ std::string redis_fence_resource(const LockConfig& config, std::string_view key)
     validate_prefix(config.prefix, config.layout);
     validate_key(key);
     return lock_keys(config.layout, config.prefix, key).lock;
+}
+
+// Several URLs: a quorum of independent servers, each reached as one would be alone.
+std::unique_ptr<LockService> open_quorum_lock(const LockConfig& config,
+                                              const std::vector<std::string>& urls) {
+    validate_quorum_size(urls.size());
+    std::vector<redis::Options> servers;
+    for (const std::string& url : urls) {
+        servers.push_back(redis_options(config, url));
+        if (!servers.back().url.cluster_seeds.empty())
+            throw UsageError("a quorum takes independent servers; " +
+                             servers.back().url.redacted() + " is a Redis Cluster (give it alone)");
+    }
+    return std::make_unique<QuorumLock>(
+        std::move(servers),
+        RedisLockSettings{config.prefix, config.layout, config.identity, config.fence_idle});
 }
 
 struct LockBackend {
@@ -111,11 +129,29 @@ constexpr std::array ledger_backends{
 
 } // namespace
 
+std::vector<std::string> lock_store_urls(std::string_view text) {
+    std::vector<std::string> urls;
+    std::size_t at = 0;
+    while ((at = text.find_first_not_of(" \t\n", at)) != std::string_view::npos) {
+        const std::size_t end = std::min(text.find_first_of(" \t\n", at), text.size());
+        urls.emplace_back(text.substr(at, end - at));
+        at = end;
+    }
+    return urls;
+}
+
 std::unique_ptr<LockService> open_lock_service(const LockConfig& config) {
+    if (const std::vector<std::string> urls = lock_store_urls(config.url); urls.size() > 1)
+        return open_quorum_lock(config, urls);
     return lock_backend(config).open(config);
 }
 
 std::string fence_resource(const LockConfig& config, std::string_view key) {
+    if (const std::vector<std::string> urls = lock_store_urls(config.url); urls.size() > 1) {
+        LockConfig first = config;
+        first.url = urls.front();
+        return lock_backend(first).fence_resource(first, key);
+    }
     return lock_backend(config).fence_resource(config, key);
 }
 

@@ -515,6 +515,10 @@ void Connection::send(const std::vector<std::string_view>& args) {
     exchange(0, detail::Deadline::after(timeout_));
 }
 
+int Connection::descriptor() const {
+    return transport_->descriptor();
+}
+
 // A wait with nothing to read is no failure here: subscribers mostly wait.
 std::optional<Reply> Connection::receive(Millis wait) {
     const detail::Deadline deadline = detail::Deadline::after(wait);

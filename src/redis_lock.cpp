@@ -310,36 +310,6 @@ std::int64_t to_int(const std::string& text) {
     return value;
 }
 
-// The holder record (HGETALL's field/value pairs), when it belongs to the owner `token`.
-std::optional<HolderDetails> holder_details(const redis::ReplyView fields,
-                                            const std::string& token) {
-    HolderDetails details;
-    std::string owner;
-    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
-        const std::string name = fields[i].string();
-        const std::string value = fields[i + 1].string();
-        if (name == "owner")
-            owner = value;
-        else if (name == "host")
-            details.who.host = value;
-        else if (name == "pid")
-            details.who.pid = to_int(value);
-        else if (name == "user")
-            details.who.user = value;
-        else if (name == "command")
-            details.who.command = value;
-        else if (name == "since_ms")
-            details.since_ms = to_int(value);
-        else if (name == "renewed_ms")
-            details.renewed_ms = to_int(value);
-        else if (name == "renewals")
-            details.renewals = to_int(value);
-    }
-    if (owner.empty() || owner != token)
-        return std::nullopt;
-    return details;
-}
-
 // The status script's answer.
 LockStatus lock_status(const redis::ReplyView answer, const std::string& fence_key) {
     LockStatus result;
@@ -469,6 +439,35 @@ bool has_flag(const std::string& flags, char flag) {
 
 } // namespace
 
+std::optional<HolderDetails> holder_details(const redis::ReplyView fields,
+                                            const std::string& token) {
+    HolderDetails details;
+    std::string owner;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+        const std::string name = fields[i].string();
+        const std::string value = fields[i + 1].string();
+        if (name == "owner")
+            owner = value;
+        else if (name == "host")
+            details.who.host = value;
+        else if (name == "pid")
+            details.who.pid = to_int(value);
+        else if (name == "user")
+            details.who.user = value;
+        else if (name == "command")
+            details.who.command = value;
+        else if (name == "since_ms")
+            details.since_ms = to_int(value);
+        else if (name == "renewed_ms")
+            details.renewed_ms = to_int(value);
+        else if (name == "renewals")
+            details.renewals = to_int(value);
+    }
+    if (owner.empty() || owner != token)
+        return std::nullopt;
+    return details;
+}
+
 Millis hand_off_window(Millis ttl) {
     return std::clamp(ttl / 3, Millis{100}, Millis{1'000});
 }
@@ -512,18 +511,28 @@ LockKeys RedisLock::keys_of(std::string_view key) const {
     return lock_keys(settings_.layout, settings_.prefix, key);
 }
 
-std::string RedisLock::key_of(std::string_view lock_name) const {
-    const std::size_t prefix = settings_.prefix.size();
-    if (settings_.layout == KeyLayout::plain)
-        return std::string(lock_name.substr(prefix));
+std::string key_of_lock_name(KeyLayout layout, std::string_view prefix,
+                             std::string_view lock_name) {
+    if (layout == KeyLayout::plain)
+        return std::string(lock_name.substr(prefix.size()));
     // PREFIX{ENCODED}: the KEY is between the braces.
-    return percent_decoded(lock_name.substr(prefix + 1, lock_name.size() - prefix - 2));
+    return percent_decoded(
+        lock_name.substr(prefix.size() + 1, lock_name.size() - prefix.size() - 2));
+}
+
+std::string lock_names_matching(KeyLayout layout, std::string_view prefix,
+                                std::string_view pattern) {
+    if (layout == KeyLayout::plain)
+        return glob_escaped(prefix) + std::string(pattern);
+    return glob_escaped(prefix) + "{" + percent_encode_braces(pattern) + "}";
+}
+
+std::string RedisLock::key_of(std::string_view lock_name) const {
+    return key_of_lock_name(settings_.layout, settings_.prefix, lock_name);
 }
 
 std::string RedisLock::names_matching(std::string_view pattern) const {
-    if (settings_.layout == KeyLayout::plain)
-        return glob_escaped(settings_.prefix) + std::string(pattern);
-    return glob_escaped(settings_.prefix) + "{" + percent_encode_braces(pattern) + "}";
+    return lock_names_matching(settings_.layout, settings_.prefix, pattern);
 }
 
 std::string RedisLock::fence_resource(std::string_view key) const {

@@ -195,6 +195,7 @@ bool answers_plaintext(const Url& url, const Deadline& deadline, const std::stri
 
 class TlsTransport final : public Transport {
 public:
+    int descriptor() const override { return fd_.get(); }
     TlsTransport(UniqueFd fd, SslContextPtr context, std::string where)
         : fd_(std::move(fd)), context_(std::move(context)), where_(std::move(where)) {
         state_.fd = fd_.get();

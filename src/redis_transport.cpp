@@ -65,6 +65,7 @@ class SocketTransport final : public Transport {
 public:
     SocketTransport(UniqueFd fd, std::string where)
         : fd_(std::move(fd)), where_(std::move(where)) {}
+    int descriptor() const override { return fd_.get(); }
 
     std::size_t write_some(std::string_view bytes, const Deadline& deadline) override {
         // MSG_NOSIGNAL: a peer that hung up is an EPIPE here, never a SIGPIPE that kills dlock.

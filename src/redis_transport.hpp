@@ -63,6 +63,8 @@ public:
     // Reads at least one byte into `buffer`; returns how many, 0 when the peer closed the
     // connection. Throws IoError and TimeoutError as write_some does.
     virtual std::size_t read_some(char* buffer, std::size_t size, const Deadline& deadline) = 0;
+    // The socket, for a caller that waits on several connections at once (poll's POLLIN).
+    virtual int descriptor() const = 0;
 };
 
 // A plain TCP or unix-socket connection to `url`, connected by `deadline`. Its descriptor is

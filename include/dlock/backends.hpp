@@ -13,13 +13,16 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dlock {
 
 // Where locks live and how to reach them.
 struct LockConfig {
-    std::string url{redis::default_url}; // redis[s]://, unix://, redis[s]+sentinel|cluster://
-    redis::TlsOptions tls;               // rediss:// only: CA, client certificate, name
+    // redis://, rediss://, unix://, redis+cluster://..., redis+sentinel://...; or 3, 5 or 7 URLs
+    // separated by spaces: a quorum of independent servers (quorum_lock.hpp).
+    std::string url{redis::default_url};
+    redis::TlsOptions tls; // rediss:// only: CA, client certificate, name
     // Used when the URL carries none (DLOCK_REDIS_PASSWORD); the URL's own password wins.
     std::optional<std::string> password;
     Millis timeout = redis::default_timeout; // connect, and each command
@@ -31,6 +34,9 @@ struct LockConfig {
     std::optional<std::string> sentinel_password;
     int replicas = 0; // --replicas: writes count once this many replicas acknowledged them
 };
+
+// The URLs in `text`, separated by whitespace.
+std::vector<std::string> lock_store_urls(std::string_view text);
 
 // Connects to the lock store `config` names. Throws UsageError for a bad URL or prefix, an
 // UnavailableError when the store cannot be reached.

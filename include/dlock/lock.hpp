@@ -1,8 +1,9 @@
 // Named locks as the rest of dlock sees them, wherever they live: the LockService interface,
 // what its operations answer, and the rules for lock names and owner tokens.
 //
-// A backend (one Redis server today: redis_lock.hpp) implements LockService and passes the
-// contract suite in tests/lock_test.cpp; backends.hpp is the only place that picks one.
+// A backend (one Redis server: redis_lock.hpp; a quorum of them: quorum_lock.hpp) implements
+// LockService and passes the contract suite in tests/lock_test.cpp; backends.hpp is the only place
+// that picks one.
 #pragma once
 
 #include "dlock/duration.hpp"
@@ -111,12 +112,22 @@ using WaitObserver = std::function<void(const WaitProgress&)>;
 // Why an owner-checked release or extend did (not) happen.
 enum class OwnerCheck { done, not_held, not_owner };
 
+// One server's own view of a lock, when locks live on a quorum of servers (quorum_lock.hpp).
+struct ServerLockStatus {
+    std::string server;               // its URL, without the password
+    std::optional<std::string> error; // why it did not answer; then nothing else is known
+    std::optional<std::string> holder;
+    Remaining ttl;
+    std::optional<std::int64_t> fence; // its fencing counter
+};
+
 struct LockStatus {
-    std::optional<std::string> holder;    // the owner token, when held
-    Remaining ttl;                        // when held: what is left of the lease
-    std::optional<std::int64_t> fence;    // the last fencing token issued, if any
-    std::optional<HolderDetails> details; // when held: who holds it, if it said
-    std::int64_t now_ms = 0;              // the store's clock when it answered, for ages
+    std::optional<std::string> holder;     // the owner token, when held
+    Remaining ttl;                         // when held: what is left of the lease
+    std::optional<std::int64_t> fence;     // the last fencing token issued, if any
+    std::optional<HolderDetails> details;  // when held: who holds it, if it said
+    std::int64_t now_ms = 0;               // the store's clock when it answered, for ages
+    std::vector<ServerLockStatus> servers; // a quorum: each server's view; empty otherwise
     // Read from a replica: what it has heard from its master, which may be behind.
     bool stale = false;
 };

@@ -194,6 +194,10 @@ public:
     void send(const std::vector<std::string_view>& args);
     // The next reply or pushed message, or nullopt when none came within `wait`.
     std::optional<Reply> receive(Millis wait);
+    // The socket, to poll for POLLIN when waiting on several connections at once (send() on
+    // each, then receive(Millis{0}) on those that poll says are readable, and on every one
+    // before the first poll: a TLS connection may hold decrypted bytes already).
+    int descriptor() const;
 
 private:
     void append(const std::vector<std::string_view>& args);

@@ -48,6 +48,15 @@ struct LockKeys {
 LockKeys lock_keys(std::string_view prefix, std::string_view key);
 LockKeys lock_keys(KeyLayout layout, std::string_view prefix, std::string_view key);
 
+// KEY from a lock's Redis name, and the glob that matches the Redis names of the locks whose KEY
+// matches `pattern` (* ? [..] as in Redis MATCH).
+std::string key_of_lock_name(KeyLayout layout, std::string_view prefix, std::string_view lock_name);
+std::string lock_names_matching(KeyLayout layout, std::string_view prefix,
+                                std::string_view pattern);
+
+// The holder record (HGETALL's field/value pairs), when it belongs to the owner `token`.
+std::optional<HolderDetails> holder_details(redis::ReplyView fields, const std::string& token);
+
 // How long a waiter handed the lock by a release has to take it up before it passes to the next
 // waiter: a third of the TTL it asked for, at least 100 ms and at most 1 s.
 Millis hand_off_window(Millis ttl);

@@ -38,8 +38,11 @@ void add_global_options(CLI::App& app, Invocation& inv) {
                    "unix:///path/to/socket[?db=N], a Redis Cluster's seed nodes "
                    "redis+cluster://host:port,host:port/ (rediss+cluster:// for TLS), or a master "
                    "found through Redis Sentinel "
-                   "redis+sentinel://host[:port][,host[:port]...]/MASTER_NAME[/db]")
+                   "redis+sentinel://host[:port][,host[:port]...]/MASTER_NAME[/db]; given 3, 5 "
+                   "or 7 times, a quorum of independent servers")
         ->type_name("URL")
+        ->multi_option_policy(CLI::MultiOptionPolicy::Join)
+        ->delimiter(' ')
         ->capture_default_str();
     app.add_option("--tls-ca", global.tls_ca,
                    "rediss://: verify the server against the CA certificates in FILE (PEM) "

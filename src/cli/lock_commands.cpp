@@ -181,6 +181,21 @@ int status(const Invocation& inv, const LockCommandOptions& opts) {
     if (state.stale)
         reporter.warn("the server is a read-only replica: this answer may be stale (point dlock "
                       "at the master, or use redis+sentinel://)");
+    if (!state.servers.empty()) {
+        std::size_t answering = 0;
+        json servers = json::array();
+        for (const ServerLockStatus& server : state.servers) {
+            answering += server.error ? 0 : 1;
+            servers.push_back({{"server", server.server},
+                               {"error", server.error ? json(*server.error) : json(nullptr)},
+                               {"holder", server.holder ? json(*server.holder) : json(nullptr)},
+                               {"ttl_ms", ttl_ms_json(server.ttl)},
+                               {"fence", server.fence ? json(*server.fence) : json(nullptr)}});
+        }
+        result["servers"] = std::move(servers);
+        text += "\nquorum: " + std::to_string(answering) + " of " +
+                std::to_string(state.servers.size()) + " servers answered";
+    }
     reporter.ok(result, text);
     return state.holder ? exit_code::ok : exit_code::refused;
 }

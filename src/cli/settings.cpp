@@ -1,6 +1,7 @@
 #include "cli/settings.hpp"
 
 #include "dlock/backends.hpp"
+#include "dlock/quorum_lock.hpp"
 #include "dlock/redis_sentinel.hpp"
 #include "dlock/runner.hpp"
 
@@ -76,12 +77,17 @@ bool is_true(std::string_view text) {
 // Throws UsageError (its own message) when `value` is not what `kind` takes.
 void check(Kind kind, const std::string& value) {
     switch (kind) {
-    case Kind::url:
-        if (redis::is_sentinel_url(value))
-            redis::parse_sentinel_url(value);
-        else
-            redis::parse_url(value);
+    case Kind::url: { // one URL, or a quorum's 3, 5 or 7 separated by spaces
+        const std::vector<std::string> urls = lock_store_urls(value);
+        if (urls.size() != 1)
+            validate_quorum_size(urls.size());
+        for (const std::string& url : urls)
+            if (redis::is_sentinel_url(url))
+                redis::parse_sentinel_url(url);
+            else
+                redis::parse_url(url);
         return;
+    }
     case Kind::password:
     case Kind::path:
     case Kind::name:
@@ -154,14 +160,18 @@ bool holds_password(const std::vector<CLI::ConfigItem>& items) {
             item.inputs.front().find(':', item.inputs.front().find("://") + 3) <
                 item.inputs.front().find('@'))
             return true; // postgresql://user:password@host
-        if (item.name == "redis_url" && !item.inputs.empty()) {
-            try {
-                const std::string& url = item.inputs.front();
-                if (redis::is_sentinel_url(url) ? redis::parse_sentinel_url(url).master.password
-                                                : redis::parse_url(url).password)
-                    return true;
-            } catch (const UsageError&) {
-                return true; // refused below anyway; do not say more about it
+        if (item.name == "redis_url") {
+            for (const std::string& input : item.inputs) {
+                for (const std::string& url : lock_store_urls(input)) {
+                    try {
+                        if (redis::is_sentinel_url(url)
+                                ? redis::parse_sentinel_url(url).master.password.has_value()
+                                : redis::parse_url(url).password.has_value())
+                            return true;
+                    } catch (const UsageError&) {
+                        return true; // refused below anyway; do not say more about it
+                    }
+                }
             }
         }
     }
@@ -200,6 +210,14 @@ void apply_file(std::map<std::string, SettingValue, std::less<>>& values, const 
         const Definition* d = find(item.name);
         if (d == nullptr)
             throw UsageError(path + ": unknown key '" + item.name + "'");
+        // redis_url may be an array: a quorum's servers.
+        if (item.name == "redis_url" && item.inputs.size() > 1) {
+            std::string urls;
+            for (const std::string& url : item.inputs)
+                urls += (urls.empty() ? "" : " ") + url;
+            set_checked(values, *d, urls, path);
+            continue;
+        }
         if (item.inputs.size() != 1)
             throw UsageError(path + ": " + item.name + ": expected one value");
         set_checked(values, *d, item.inputs.front(), path);
