@@ -2,6 +2,7 @@
 
 #include "dlock/quorum_lock.hpp"
 #include "dlock/redis_lock.hpp"
+#include "dlock/redis_sentinel.hpp"
 
 #include <array>
 
@@ -28,10 +29,27 @@ redis::Options redis_options(const LockConfig& config, std::string_view url) {
     return options;
 }
 
+RedisLockSettings redis_lock_settings(const LockConfig& config) {
+    return {config.prefix, config.layout, config.identity, config.fence_idle, config.replicas};
+}
+
 std::unique_ptr<LockService> open_redis_lock(const LockConfig& config) {
-    return std::make_unique<RedisLock>(
-        redis_options(config, config.url),
-        RedisLockSettings{config.prefix, config.layout, config.identity, config.fence_idle});
+    return std::make_unique<RedisLock>(redis_options(config, config.url),
+                                       redis_lock_settings(config));
+}
+
+std::unique_ptr<LockService> open_sentinel_lock(const LockConfig& config) {
+    redis::SentinelOptions options;
+    options.url = redis::parse_sentinel_url(config.url);
+    options.timeout = config.timeout;
+    options.tls = config.tls;
+    if (!options.tls.empty() && options.url.master.transport != redis::Url::Transport::tls)
+        throw UsageError("the --tls-* options are for rediss:// and rediss+sentinel:// URLs; " +
+                         options.url.redacted() + " is not one");
+    if (!options.url.master.password)
+        options.url.master.password = config.password;
+    options.sentinel_password = config.sentinel_password;
+    return std::make_unique<SentinelLock>(std::move(options), redis_lock_settings(config));
 }
 
 std::string redis_fence_resource(const LockConfig& config, std::string_view key) {
@@ -68,6 +86,8 @@ constexpr std::array lock_backends{
     LockBackend{"unix", open_redis_lock, redis_fence_resource},
     LockBackend{"redis+cluster", open_redis_lock, redis_fence_resource},
     LockBackend{"rediss+cluster", open_redis_lock, redis_fence_resource},
+    LockBackend{"redis+sentinel", open_sentinel_lock, redis_fence_resource},
+    LockBackend{"rediss+sentinel", open_sentinel_lock, redis_fence_resource},
 };
 
 const LockBackend& lock_backend(const LockConfig& config) {

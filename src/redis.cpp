@@ -353,6 +353,14 @@ Connection::Connection(const Options& options)
         append({"SELECT", db});
         ++pending_setup_replies_;
     }
+    if (options.require_master) {
+        append({"ROLE"});
+        const std::vector<Reply> role = exchange(1, deadline);
+        const ReplyView view = role.front().view();
+        const std::string name = view.size() > 0 ? view[0].string() : "";
+        if (name != "master")
+            throw NotMasterError(where_ + " is not a master (ROLE says " + name + ")");
+    }
 }
 
 Connection::~Connection() = default;
@@ -399,7 +407,9 @@ void Connection::check_answer(const Reply& reply) const {
     if (starts_with(text, "NOAUTH") || starts_with(text, "WRONGPASS") ||
         starts_with(text, "NOPERM") || text.find("invalid password") != std::string::npos)
         throw AuthError("Redis at " + where_ + " refused access: " + text);
-    throw ReplyError("Redis at " + where_ + " answered with an error: " + text);
+    // "ERR unknown command 'EVAL', with args beginning with: ..." would quote a whole script.
+    const std::string said = text.substr(0, text.find(", with args beginning with"));
+    throw ReplyError("Redis at " + where_ + " answered with an error: " + said);
 }
 
 std::vector<Reply> Connection::exchange(std::size_t count, const detail::Deadline& deadline) {
@@ -433,8 +443,33 @@ std::vector<Reply> Connection::exchange(std::size_t count, const detail::Deadlin
             throw ReplyError(where_ + " is a read-only replica" + master_of_replica() +
                              "; point dlock at the master (or use redis+sentinel://)");
     for (const Reply& reply : replies)
+        if (const auto error = reply.view().error();
+            error && starts_with(*error, "ERR unknown command") &&
+            !starts_with(*error, "ERR unknown command 'ROLE'"))
+            refuse_sentinel();
+    for (const Reply& reply : replies)
         check_answer(reply); // an error reply leaves the connection in step
     return replies;
+}
+
+void Connection::refuse_sentinel() {
+    try {
+        append({"ROLE"});
+        const std::vector<Reply> role = exchange(1, detail::Deadline::after(timeout_));
+        const ReplyView view = role.front().view();
+        if (view.size() == 0 || view[0].string() != "sentinel")
+            return;
+    } catch (const RedisError&) {
+        return; // not a Sentinel, or one that will not say: the command's own error follows
+    }
+    std::string address =
+        url_.host.find(':') != std::string::npos ? "[" + url_.host + "]" : url_.host;
+    address += ":" + std::to_string(url_.port);
+    if (url_.transport == Url::Transport::unix_socket)
+        throw ReplyError(where_ + " is a Redis Sentinel; use redis+sentinel://HOST:PORT/MASTER");
+    throw ReplyError(address + " is a Redis Sentinel; use " +
+                     (url_.transport == Url::Transport::tls ? "rediss" : "redis") + "+sentinel://" +
+                     address + "/MASTER");
 }
 
 // " of HOST:PORT", the master ROLE names, or nothing when the server will not say.
@@ -466,12 +501,12 @@ Reply Connection::eval(std::string_view script, const std::vector<std::string_vi
 }
 
 std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::string_view>>& commands,
-                                        Millis first_blocks_for) {
+                                        Millis blocks_for) {
     for (const auto& args : commands)
         append(args);
-    // One deadline for the whole pipeline; a blocking first command adds its own wait.
+    // One deadline for the whole pipeline; blocking commands add their own wait.
     const Millis budget =
-        timeout_ + (first_blocks_for.count() > 0 ? first_blocks_for + blocking_slack : Millis{0});
+        timeout_ + (blocks_for.count() > 0 ? blocks_for + blocking_slack : Millis{0});
     return exchange(commands.size(), detail::Deadline::after(budget));
 }
 

@@ -497,9 +497,14 @@ constexpr std::string_view plain_layout_cluster_hint =
 RedisLock::RedisLock(const redis::Options& options, RedisLockSettings settings)
     : options_(options),
       settings_((validate_prefix(settings.prefix, settings.layout), std::move(settings))),
+      replicas_text_(std::to_string(settings_.replicas)),
+      wait_timeout_ms_(std::to_string(options.timeout.count())),
       connection_(options, settings_.layout == KeyLayout::plain
                                ? std::string(plain_layout_cluster_hint)
-                               : std::string()) {}
+                               : std::string()) {
+    if (settings_.replicas < 0)
+        throw UsageError("--replicas must not be negative");
+}
 
 LockKeys RedisLock::keys_of(std::string_view key) const {
     validate_key(key);
@@ -539,7 +544,57 @@ AcquireResult RedisLock::try_acquire(std::string_view key, Millis ttl) {
     const std::string token = new_owner_token();
     AcquireCommand acquire(keys, token, ttl, settings_.fence_idle, settings_.identity);
     const auto sent = std::chrono::steady_clock::now();
-    return acquire_result(connection_.command(acquire.args()).view(), keys, token, ttl, sent);
+    return attempt({acquire.args()}, Millis{0}, key, keys, token, ttl, sent);
+}
+
+std::vector<std::string_view> RedisLock::wait_for_replicas() const {
+    return {"WAIT", replicas_text_, wait_timeout_ms_};
+}
+
+std::string RedisLock::too_few_replicas(std::int64_t acknowledged) const {
+    return "only " + std::to_string(acknowledged) + " of " + replicas_text_ +
+           " replicas acknowledged within " + format_duration(options_.timeout);
+}
+
+AcquireResult RedisLock::attempt(std::vector<std::vector<std::string_view>> commands,
+                                 Millis blocks_for, std::string_view key, const LockKeys& keys,
+                                 const std::string& token, Millis ttl,
+                                 std::chrono::steady_clock::time_point sent) {
+    const std::size_t acquire_at = commands.size() - 1;
+    const bool acknowledged = settings_.replicas > 0;
+    if (acknowledged) {
+        commands.push_back(wait_for_replicas());
+        blocks_for += options_.timeout;
+    }
+    const std::vector<redis::Reply> replies = connection_.pipeline(commands, blocks_for);
+    AcquireResult result = acquire_result(replies[acquire_at].view(), keys, token, ttl, sent);
+    if (!acknowledged || !result.acquired())
+        return result;
+    const std::int64_t replicas = replies.back().view().integer();
+    if (replicas >= settings_.replicas)
+        return result;
+    try {
+        release(key, token);
+    } catch (const redis::RedisError&) {
+        // It goes with its TTL.
+    }
+    throw NotReplicatedError("lock '" + std::string(key) + "' was taken on the master, but " +
+                             too_few_replicas(replicas) + "; released it again");
+}
+
+bool RedisLock::is_replica() {
+    if (!replica_) {
+        replica_ = false;
+        try {
+            const redis::Reply role = connection_.command({"ROLE"});
+            const std::string name = role.view().size() > 0 ? role.view()[0].string() : "";
+            replica_ = name == "slave" || name == "replica";
+        } catch (const redis::ReplyError&) {
+        } catch (const redis::AuthError&) {
+            // ROLE not allowed to this ACL user: the answer is taken as current.
+        }
+    }
+    return *replica_;
 }
 
 bool RedisLock::notifies_releases() {
@@ -600,8 +655,8 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
         return std::clamp(std::chrono::ceil<Millis>(deadline - clock::now()), Millis{0},
                           longest_sleep);
     };
-    AcquireResult result = acquire_result(
-        connection_.command(acquire.args(waits, next_attempt())).view(), keys, token, ttl, start);
+    AcquireResult result =
+        attempt({acquire.args(waits, next_attempt())}, Millis{0}, key, keys, token, ttl, start);
     if (result.acquired() || !waits)
         return result;
 
@@ -632,13 +687,12 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
                 sleep = std::min(sleep, Millis{std::uniform_int_distribution<Millis::rep>{
                                             30, foreign_release_poll.count()}(jitter)});
             changes->receive(sleep); // a release or change of the key, or the time is up
-            result = acquire_result(connection_.command(acquire.args(true, next_attempt())).view(),
-                                    keys, token, ttl, clock::now());
+            result = attempt({acquire.args(true, next_attempt())}, Millis{0}, key, keys, token, ttl,
+                             clock::now());
         } else {
             const std::string seconds = blpop_timeout(sleep);
-            const std::vector<redis::Reply> replies = connection_.pipeline(
-                {{"BLPOP", own_wake, seconds}, acquire.args(true, next_attempt())}, sleep);
-            result = acquire_result(replies[1].view(), keys, token, ttl, sent);
+            result = attempt({{"BLPOP", own_wake, seconds}, acquire.args(true, next_attempt())},
+                             sleep, key, keys, token, ttl, sent);
         }
         if (result.acquired())
             return result;
@@ -671,10 +725,23 @@ OwnerCheck RedisLock::extend(std::string_view key, std::string_view token, Milli
     const std::string ttl_ms = std::to_string(ttl.count());
     const std::string fence_ttl_ms = std::to_string((ttl + settings_.fence_idle).count());
     const std::string fence_idle_ms = std::to_string(settings_.fence_idle.count());
-    const redis::Reply reply = connection_.eval(
-        owner_checked_script, all_keys(keys),
-        {unclaimed_wake_up_ms, keys.channel, token, ttl_ms, fence_ttl_ms, fence_idle_ms});
-    return to_owner_check(reply.view().integer());
+    const std::vector<std::string_view> args{unclaimed_wake_up_ms, keys.channel, token, ttl_ms,
+                                             fence_ttl_ms,         fence_idle_ms};
+    if (settings_.replicas == 0)
+        return to_owner_check(
+            connection_.eval(owner_checked_script, all_keys(keys), args).view().integer());
+    std::vector<std::string_view> eval{"EVAL", owner_checked_script, "7"};
+    for (const std::string_view part : all_keys(keys))
+        eval.push_back(part);
+    eval.insert(eval.end(), args.begin(), args.end());
+    const std::vector<redis::Reply> replies =
+        connection_.pipeline({eval, wait_for_replicas()}, options_.timeout);
+    const OwnerCheck check = to_owner_check(replies[0].view().integer());
+    const std::int64_t replicas = replies[1].view().integer();
+    if (check == OwnerCheck::done && replicas < settings_.replicas)
+        throw NotReplicatedError("lock '" + std::string(key) +
+                                 "' was extended on the master, but " + too_few_replicas(replicas));
+    return check;
 }
 
 ForceReleaseResult RedisLock::force_release(std::string_view key,
@@ -702,7 +769,9 @@ LockStatus RedisLock::status(std::string_view key) {
     const LockKeys keys = keys_of(key);
     const redis::Reply reply =
         connection_.eval(status_script, {keys.lock, keys.holder, keys.fence}, {});
-    return lock_status(reply.view(), keys.fence);
+    LockStatus status = lock_status(reply.view(), keys.fence);
+    status.stale = is_replica();
+    return status;
 }
 
 // SCAN (never KEYS) for the lock names under the prefix, on the server or on every master of a

@@ -170,7 +170,9 @@ TEST_CASE("every setting takes its variable, and its key in a config file") {
                                                     {"tls_ca", "ca.pem"},
                                                     {"tls_cert", "client.pem"},
                                                     {"tls_key", "client.key"},
-                                                    {"tls_server_name", "redis.example"}};
+                                                    {"tls_server_name", "redis.example"},
+                                                    {"sentinel_password", "spw"},
+                                                    {"replicas", "2"}};
     std::vector<std::string> env;
     std::string file;
     for (const auto& [key, value] : values) {

@@ -1,4 +1,5 @@
 #include "dlock/redis.hpp"
+#include "dlock/redis_sentinel.hpp"
 
 #include <doctest/doctest.h>
 
@@ -143,4 +144,38 @@ TEST_CASE("errors and redacted URLs never show the password") {
     }
     const std::string shown = parse_url("redis://u:hunter2@host:1/4").redacted();
     CHECK(shown == "redis://u:***@host:1/4");
+}
+
+TEST_CASE("a redis+sentinel URL gives the sentinels, the master's name, credentials and db") {
+    using dlock::redis::parse_sentinel_url;
+    const auto url = parse_sentinel_url("redis+sentinel://alice:s3cret@s1,s2:26380,[::1]/locks/3");
+    REQUIRE(url.sentinels.size() == 3);
+    CHECK(url.sentinels[0].host == "s1");
+    CHECK(url.sentinels[0].port == 26379);
+    CHECK(url.sentinels[1].port == 26380);
+    CHECK(url.sentinels[2].host == "::1");
+    CHECK(url.sentinels[2].port == 26379);
+    CHECK(url.master_name == "locks");
+    CHECK(url.master.user == "alice");
+    CHECK(url.master.password == "s3cret");
+    CHECK(url.master.db == 3);
+    CHECK(url.master.transport == Url::Transport::tcp);
+    CHECK(url.redacted() == "redis+sentinel://alice:***@s1:26379,s2:26380,[::1]:26379/locks/3");
+    CHECK(parse_sentinel_url("rediss+sentinel://s1/locks").master.transport == Url::Transport::tls);
+}
+
+TEST_CASE("malformed redis+sentinel URLs are usage errors that never show the password") {
+    using dlock::redis::parse_sentinel_url;
+    for (const char* text :
+         {"redis+sentinel://:pw@s1", "redis+sentinel://:pw@s1/", "redis+sentinel://:pw@s1,,s2/m",
+          "redis+sentinel://:pw@s1:0/m", "redis+sentinel://:pw@s1/m/x"}) {
+        CAPTURE(text);
+        try {
+            parse_sentinel_url(text);
+            FAIL("accepted");
+        } catch (const dlock::UsageError& e) {
+            CHECK(std::string(e.what()).find("pw") == std::string::npos);
+            CHECK(std::string(e.what()).find("redis+sentinel://") != std::string::npos);
+        }
+    }
 }

@@ -350,3 +350,37 @@ TEST_CASE("--tls-* options with a URL that is not rediss:// are usage errors") {
     CHECK(half.exit_code == 64);
     CHECK(contains(half.err, "--tls-cert and --tls-key go together"));
 }
+
+TEST_CASE("rediss+sentinel:// speaks TLS to the sentinel and to the master it names") {
+    TlsRedis redis;
+    const int sentinel_tls_port = free_tcp_port();
+    const Certificates& certs = redis.certs;
+    RedisServer sentinel(RedisServer::Options{
+        {"--tls-port", std::to_string(sentinel_tls_port), "--tls-cert-file", certs.server_cert,
+         "--tls-key-file", certs.server_key, "--tls-ca-cert-file", certs.ca, "--tls-auth-clients",
+         "no", "--tls-replication", "yes"},
+        true,
+        {"sentinel monitor secure 127.0.0.1 " + std::to_string(redis.tls_port) + " 1"}});
+    // The sentinel names the master by its address, which the certificate does not carry.
+    const std::string url =
+        "rediss+sentinel://localhost:" + std::to_string(sentinel_tls_port) + "/secure";
+    const auto dlock = [&](std::vector<std::string> args) {
+        std::vector<std::string> all{"--redis",           url,        "--tls-ca", certs.ca,
+                                     "--tls-server-name", "localhost"};
+        all.insert(all.end(), args.begin(), args.end());
+        return run_dlock(all);
+    };
+    const ProcessResult acquired = dlock({"acquire", "secure-job"});
+    CAPTURE(acquired.err);
+    REQUIRE(acquired.exit_code == 0);
+    const std::string token = acquired.out.substr(0, acquired.out.find('\n'));
+    CHECK(redis.server.command({"GET", "dlock:{secure-job}"}) == token);
+    CHECK(dlock({"status", "secure-job"}).exit_code == 0);
+    CHECK(dlock({"release", "secure-job", "--owner", token}).exit_code == 0);
+    // Without the name the certificate carries, the master's address does not verify.
+    const ProcessResult unverified =
+        run_dlock({"--redis", url, "--tls-ca", certs.ca, "acquire", "secure-job"});
+    CHECK(unverified.exit_code == 69);
+    CHECK(contains(unverified.err, "certificate verify failed"));
+    CHECK(line_count(unverified.err) == 1);
+}

@@ -5,11 +5,11 @@
 _dlock() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local global_options="--redis --timeout --prefix --layout --json -v --verbose -q --quiet -E
-        --conflict-exit-code --db --config --tls-ca --tls-cert --tls-key --tls-server-name -h
-        --help -V --version"
+        --conflict-exit-code --db --config --tls-ca --tls-cert --tls-key --tls-server-name --replicas
+        -h --help -V --version"
     # Options that take a value: the word after them is that value, not a subcommand.
     local with_value="--redis --timeout --prefix -E --conflict-exit-code --db --config --layout
-        --tls-ca --tls-cert --tls-key --tls-server-name
+        --tls-ca --tls-cert --tls-key --tls-server-name --replicas
         --ttl --wait --owner --kill-grace -c --account --amount --idempotency-key --fence
         --lock-key --limit --db-busy-timeout --db-retry --hold"
     local ledger_options="--db-busy-timeout --db-retry"

@@ -25,7 +25,8 @@ complete -c dlock -n $no_command -a verify -d 'Check every balance against its j
 complete -c dlock -n $no_command -a invoice -d 'Create or process invoices'
 
 # Global options, before or after the subcommand.
-complete -c dlock -l redis -x -a 'redis:// rediss:// unix:// redis+cluster:// rediss+cluster://' -d 'Redis URL (or DLOCK_REDIS_URL)'
+complete -c dlock -l redis -x -a 'redis:// rediss:// unix:// redis+cluster:// rediss+cluster:// redis+sentinel:// rediss+sentinel://' -d 'Redis URL (or DLOCK_REDIS_URL)'
+complete -c dlock -l replicas -x -d 'Count a lock taken only once N replicas acknowledged it'
 complete -c dlock -l tls-ca -r -F -d 'rediss://: CA certificates to verify the server with'
 complete -c dlock -l tls-cert -r -F -d 'rediss://: client certificate'
 complete -c dlock -l tls-key -r -F -d 'rediss://: private key of the client certificate'

@@ -19,8 +19,8 @@ namespace dlock {
 
 // Where locks live and how to reach them.
 struct LockConfig {
-    // redis://, rediss://, unix://, redis+cluster://...; or 3, 5 or 7 URLs separated by spaces:
-    // a quorum of independent servers (quorum_lock.hpp).
+    // redis://, rediss://, unix://, redis+cluster://..., redis+sentinel://...; or 3, 5 or 7 URLs
+    // separated by spaces: a quorum of independent servers (quorum_lock.hpp).
     std::string url{redis::default_url};
     redis::TlsOptions tls; // rediss:// only: CA, client certificate, name
     // Used when the URL carries none (DLOCK_REDIS_PASSWORD); the URL's own password wins.
@@ -30,6 +30,9 @@ struct LockConfig {
     KeyLayout layout = KeyLayout::dlock;     // where a lock lives under the prefix
     Identity identity;                       // what acquisitions record as their holder
     Millis fence_idle = default_fence_idle;  // how long an unused fencing counter is kept
+    // redis+sentinel:// only: the sentinels' own password (DLOCK_SENTINEL_PASSWORD).
+    std::optional<std::string> sentinel_password;
+    int replicas = 0; // --replicas: writes count once this many replicas acknowledged them
 };
 
 // The URLs in `text`, separated by whitespace.

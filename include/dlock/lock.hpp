@@ -128,6 +128,8 @@ struct LockStatus {
     std::optional<HolderDetails> details;  // when held: who holds it, if it said
     std::int64_t now_ms = 0;               // the store's clock when it answered, for ages
     std::vector<ServerLockStatus> servers; // a quorum: each server's view; empty otherwise
+    // Read from a replica: what it has heard from its master, which may be behind.
+    bool stale = false;
 };
 
 struct ForceReleaseResult {

@@ -80,6 +80,10 @@ struct Options {
     // Bounds the connect, and each call (a command or a pipeline, with its reply) as a whole:
     // a peer that trickles its answer cannot stretch a call past it.
     Millis timeout = default_timeout;
+    // Asks ROLE when connecting (after AUTH and SELECT, one round trip before any command) and
+    // throws NotMasterError unless the server is a master: a server a Sentinel named may have
+    // been demoted since.
+    bool require_master = false;
 };
 
 // Base of every Redis failure: the server is unreachable, slow, refusing or not Redis at all.
@@ -105,6 +109,11 @@ public:
 };
 // The server answered a command with an error reply (OOM, NOPERM, LOADING, ...).
 class ReplyError : public RedisError {
+public:
+    using RedisError::RedisError;
+};
+// Options::require_master, and the server is a replica (or not a data server at all).
+class NotMasterError : public RedisError {
 public:
     using RedisError::RedisError;
 };
@@ -172,13 +181,13 @@ public:
     Reply eval(std::string_view script, const std::vector<std::string_view>& keys,
                const std::vector<std::string_view>& args);
 
-    // Sends `commands` in one write and returns their replies in order: one round trip. The
-    // first may be a blocking command (BLPOP) that the server holds for up to `first_blocks_for`;
-    // the whole call may take that much longer than the timeout. Redis runs the commands queued
-    // behind a blocked one the moment it returns. An error reply throws, as in command(), once
-    // every reply has been read.
+    // Sends `commands` in one write and returns their replies in order: one round trip. Some
+    // may be blocking commands (BLPOP, WAIT) that the server holds for up to `blocks_for` in
+    // all; the whole call may take that much longer than the timeout. Redis runs the commands
+    // queued behind a blocked one the moment it returns. An error reply throws, as in
+    // command(), once every reply has been read.
     std::vector<Reply> pipeline(const std::vector<std::vector<std::string_view>>& commands,
-                                Millis first_blocks_for = Millis{0});
+                                Millis blocks_for = Millis{0});
 
     // For a connection that subscribes (SUBSCRIBE, PSUBSCRIBE): sends `args` and returns;
     // their replies and the messages pushed later come through receive().
@@ -199,6 +208,8 @@ private:
     Reply next_reply(const detail::Deadline& deadline);
     void check_answer(const Reply& reply) const;
     std::string master_of_replica();
+    // Throws, naming the redis+sentinel:// URL to use, when the server is a Sentinel.
+    void refuse_sentinel();
 
     struct ReaderDeleter {
         void operator()(redisReader* reader) const;

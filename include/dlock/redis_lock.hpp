@@ -27,8 +27,10 @@
 #include "dlock/redis.hpp"
 #include "dlock/redis_cluster.hpp"
 
+#include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dlock {
 
@@ -65,6 +67,16 @@ struct RedisLockSettings {
     KeyLayout layout = KeyLayout::dlock;
     Identity identity{};                    // what acquisitions record as their holder
     Millis fence_idle = default_fence_idle; // how long an unused fencing counter is kept
+    // --replicas N: a write that takes or extends a lock counts only once N replicas have
+    // acknowledged it (WAIT N, within the connection's timeout).
+    int replicas = 0;
+};
+
+// Fewer replicas than RedisLockSettings::replicas acknowledged a write in time. An acquisition
+// is released again before this is thrown; an extension stands on the master.
+class NotReplicatedError : public redis::RedisError {
+public:
+    using redis::RedisError::RedisError;
 };
 
 class RedisLock final : public LockService {
@@ -97,10 +109,25 @@ private:
     bool notifies_releases();
     // Takes a waiter whose wait ran out out of the queue.
     void leave_queue(const LockKeys& keys, const std::string& token);
+    // Sends `commands`, an acquire attempt last (one of them may block for `blocks_for`), and
+    // with --replicas a WAIT behind them, in one round trip. Throws NotReplicatedError, having
+    // released the lock, when it was taken but too few replicas acknowledged it.
+    AcquireResult attempt(std::vector<std::vector<std::string_view>> commands, Millis blocks_for,
+                          std::string_view key, const LockKeys& keys, const std::string& token,
+                          Millis ttl, std::chrono::steady_clock::time_point sent);
+    // The WAIT that follows a write with --replicas.
+    std::vector<std::string_view> wait_for_replicas() const;
+    // What a WAIT answered, as a message: "only 0 of 1 replicas acknowledged ...".
+    std::string too_few_replicas(std::int64_t acknowledged) const;
+    // Whether the server is a replica (asked once; a user without +role never knows).
+    bool is_replica();
 
     redis::Options options_;
     RedisLockSettings settings_;
     std::optional<bool> notifies_releases_;
+    std::optional<bool> replica_;
+    std::string replicas_text_;
+    std::string wait_timeout_ms_;
     redis::Router connection_; // one server, or each lock's node of a Redis Cluster
 };
 

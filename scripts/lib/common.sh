@@ -12,11 +12,13 @@ DLOCK_BUILD_DIR=${DLOCK_BUILD_DIR:-$DLOCK_ROOT/build}
 # redis-py, whose locks the interop tests, the demo's shared-lock act and the bench take next to
 # dlock's. libssl-dev: rediss:// (hiredis 0.14 has no TLS, dlock speaks it with OpenSSL);
 # openssl: the tests and the bench make their CA and certificates with its command line.
+# redis-sentinel: the three sentinels of the failover tests and of the bench's Sentinel row.
 # gnuplot-nox: scripts/bench --plot draws its charts (bench_test draws them too).
 DLOCK_PACKAGES=(cmake make g++ pkg-config libcli11-dev libhiredis-dev libsqlitecpp-dev
     libsqlite3-dev nlohmann-json3-dev doctest-dev redis-server redis-tools sqlite3 util-linux
     iproute2 time dpkg-dev man-db bash zsh fish libpq-dev postgresql php-cli php-redis
-    php-illuminate-cache php-illuminate-redis python3-redis libssl-dev openssl gnuplot-nox)
+    php-illuminate-cache php-illuminate-redis python3-redis libssl-dev openssl redis-sentinel
+    gnuplot-nox)
 
 log() { printf '%s\n' "$*" >&2; }
 

@@ -30,13 +30,16 @@ void add_global_options(CLI::App& app, Invocation& inv) {
     global.tls_cert = settings.value("tls_cert");
     global.tls_key = settings.value("tls_key");
     global.tls_server_name = settings.value("tls_server_name");
+    global.sentinel_password = settings.value("sentinel_password");
+    global.replicas = std::stoi(settings.value("replicas"));
 
-    app.add_option(
-           "--redis", global.redis_url,
-           "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
-           "unix:///path/to/socket[?db=N], or a Redis Cluster's seed nodes "
-           "redis+cluster://host:port,host:port/ (rediss+cluster:// for TLS); given 3, 5 or "
-           "7 times, a quorum of independent servers")
+    app.add_option("--redis", global.redis_url,
+                   "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
+                   "unix:///path/to/socket[?db=N], a Redis Cluster's seed nodes "
+                   "redis+cluster://host:port,host:port/ (rediss+cluster:// for TLS), or a master "
+                   "found through Redis Sentinel "
+                   "redis+sentinel://host[:port][,host[:port]...]/MASTER_NAME[/db]; given 3, 5 "
+                   "or 7 times, a quorum of independent servers")
         ->type_name("URL")
         ->multi_option_policy(CLI::MultiOptionPolicy::Join)
         ->delimiter(' ')
@@ -54,6 +57,12 @@ void add_global_options(CLI::App& app, Invocation& inv) {
                    "rediss://: the name the server's certificate must carry, when not the URL's "
                    "host")
         ->type_name("NAME");
+    app.add_option("--replicas", global.replicas,
+                   "Count a lock taken (acquire, block, run) or extended only once N replicas "
+                   "acknowledged it (WAIT, within --timeout); else release it and exit 69")
+        ->type_name("N")
+        ->check(CLI::Range(0, max_replicas))
+        ->capture_default_str();
     app.add_option("--timeout", global.timeout,
                    "Connect and command timeout; also connecting to a PostgreSQL ledger (DUR)")
         ->type_name("DUR")
@@ -115,6 +124,9 @@ LockConfig lock_config(const GlobalOptions& global, Identity identity) {
     config.fence_idle = parse_positive_duration(global.fence_idle);
     if (!global.redis_password.empty())
         config.password = global.redis_password;
+    if (!global.sentinel_password.empty())
+        config.sentinel_password = global.sentinel_password;
+    config.replicas = global.replicas;
     return config;
 }
 

@@ -29,8 +29,10 @@ struct GlobalOptions {
     std::string tls_cert;
     std::string tls_key;
     std::string tls_server_name;
+    int replicas = 0; // --replicas: acquisitions and renewals wait for N replicas' WAIT
     // Settings without a flag of their own.
     std::string redis_password;
+    std::string sentinel_password;
     std::string db_password;
     std::string fence_idle = duration_text(default_fence_idle);
 };

@@ -177,6 +177,10 @@ int status(const Invocation& inv, const LockCommandOptions& opts) {
     }
     result["fence"] = state.fence ? json(*state.fence) : json(nullptr);
     text += "\nfence:  " + (state.fence ? std::to_string(*state.fence) : std::string("none"));
+    result["stale"] = state.stale;
+    if (state.stale)
+        reporter.warn("the server is a read-only replica: this answer may be stale (point dlock "
+                      "at the master, or use redis+sentinel://)");
     if (!state.servers.empty()) {
         std::size_t answering = 0;
         json servers = json::array();

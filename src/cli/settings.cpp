@@ -2,6 +2,7 @@
 
 #include "dlock/backends.hpp"
 #include "dlock/quorum_lock.hpp"
+#include "dlock/redis_sentinel.hpp"
 #include "dlock/runner.hpp"
 
 #include <CLI/CLI.hpp>
@@ -21,6 +22,7 @@ enum class Kind {
     positive_duration,
     wait,
     exit_code,
+    replicas,
     prefix,
     layout,
     path,
@@ -55,6 +57,8 @@ const std::vector<Definition>& definitions() {
         {"tls_cert", Kind::path, ""},
         {"tls_key", Kind::path, ""},
         {"tls_server_name", Kind::name, ""},
+        {"sentinel_password", Kind::password, ""},
+        {"replicas", Kind::replicas, "0"},
     };
     return table;
 }
@@ -78,7 +82,10 @@ void check(Kind kind, const std::string& value) {
         if (urls.size() != 1)
             validate_quorum_size(urls.size());
         for (const std::string& url : urls)
-            redis::parse_url(url);
+            if (redis::is_sentinel_url(url))
+                redis::parse_sentinel_url(url);
+            else
+                redis::parse_url(url);
         return;
     }
     case Kind::password:
@@ -102,6 +109,15 @@ void check(Kind kind, const std::string& value) {
                                         [](unsigned char c) { return std::isdigit(c) != 0; });
         if (!digits || std::stoi(value) > 255)
             throw UsageError("'" + value + "' is not an exit code (0-255)");
+        return;
+    }
+    case Kind::replicas: {
+        const bool digits = !value.empty() && value.size() <= 3 &&
+                            std::all_of(value.begin(), value.end(),
+                                        [](unsigned char c) { return std::isdigit(c) != 0; });
+        if (!digits || std::stoi(value) > max_replicas)
+            throw UsageError("'" + value + "' is not a number of replicas (0-" +
+                             std::to_string(max_replicas) + ")");
         return;
     }
     case Kind::prefix: // checked for its layout when the lock store is opened
@@ -135,7 +151,8 @@ void set_checked(std::map<std::string, SettingValue, std::less<>>& values, const
 
 bool holds_password(const std::vector<CLI::ConfigItem>& items) {
     for (const CLI::ConfigItem& item : items) {
-        if (item.name == "redis_password" || item.name == "db_password")
+        if (item.name == "redis_password" || item.name == "db_password" ||
+            item.name == "sentinel_password")
             return true;
         if (item.name == "db" && !item.inputs.empty() &&
             item.inputs.front().find("://") != std::string::npos &&
@@ -147,7 +164,9 @@ bool holds_password(const std::vector<CLI::ConfigItem>& items) {
             for (const std::string& input : item.inputs) {
                 for (const std::string& url : lock_store_urls(input)) {
                     try {
-                        if (redis::parse_url(url).password)
+                        if (redis::is_sentinel_url(url)
+                                ? redis::parse_sentinel_url(url).master.password.has_value()
+                                : redis::parse_url(url).password.has_value())
                             return true;
                     } catch (const UsageError&) {
                         return true; // refused below anyway; do not say more about it

@@ -13,6 +13,9 @@
 
 namespace dlock::cli {
 
+// --replicas takes 0 to this many.
+inline constexpr int max_replicas = 100;
+
 struct SettingValue {
     std::string value;
     std::string source; // "built-in default", "DLOCK_TTL", or a config file's path

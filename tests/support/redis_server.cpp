@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <hiredis/hiredis.h>
 #include <memory>
 #include <netinet/in.h>
@@ -83,6 +84,11 @@ RedisServer::RedisServer(Options options)
     : options_(std::move(options)), dir_(make_temp_dir()), socket_(dir_ + "/redis.sock") {
     if (options_.tcp)
         port_ = free_tcp_port();
+    if (!options_.sentinel_config.empty()) {
+        std::ofstream config(dir_ + "/sentinel.conf");
+        for (const std::string& line : options_.sentinel_config)
+            config << line << '\n';
+    }
     start();
 }
 
@@ -100,25 +106,12 @@ std::string RedisServer::tcp_url() const {
 }
 
 void RedisServer::start() {
-    std::vector<std::string> args{REDIS_SERVER_BINARY,
-                                  "--port",
-                                  std::to_string(port_),
-                                  "--bind",
-                                  "127.0.0.1",
-                                  "--unixsocket",
-                                  socket_,
-                                  "--unixsocketperm",
-                                  "700",
-                                  "--save",
-                                  "",
-                                  "--appendonly",
-                                  "no",
-                                  "--dir",
-                                  dir_,
-                                  "--daemonize",
-                                  "no",
-                                  "--logfile",
-                                  dir_ + "/redis.log"};
+    std::vector<std::string> args{REDIS_SERVER_BINARY};
+    if (!options_.sentinel_config.empty())
+        args = {REDIS_SENTINEL_BINARY, dir_ + "/sentinel.conf"};
+    args.insert(args.end(), {"--port", std::to_string(port_), "--bind", "127.0.0.1", "--unixsocket",
+                             socket_, "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+                             "--dir", dir_, "--daemonize", "no", "--logfile", dir_ + "/redis.log"});
     args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
     std::vector<char*> argv;
     for (auto& a : args)

@@ -14,6 +14,9 @@ public:
     struct Options {
         std::vector<std::string> extra_args; // e.g. {"--requirepass", "secret"}
         bool tcp = false;                    // also listen on a free loopback port
+        // Not empty: a redis-sentinel with these lines as its config file ("sentinel monitor
+        // ..."); it rewrites the file as it learns, and keeps it across restart().
+        std::vector<std::string> sentinel_config = {};
     };
 
     RedisServer();
