@@ -38,9 +38,9 @@ std::unique_ptr<LockService> open_redis_lock(const LockConfig& config) {
                                        redis_lock_settings(config));
 }
 
-std::unique_ptr<LockService> open_sentinel_lock(const LockConfig& config) {
+redis::SentinelOptions sentinel_options(const LockConfig& config, std::string_view url) {
     redis::SentinelOptions options;
-    options.url = redis::parse_sentinel_url(config.url);
+    options.url = redis::parse_sentinel_url(url);
     options.timeout = config.timeout;
     options.tls = config.tls;
     if (!options.tls.empty() && options.url.master.transport != redis::Url::Transport::tls)
@@ -49,7 +49,12 @@ std::unique_ptr<LockService> open_sentinel_lock(const LockConfig& config) {
     if (!options.url.master.password)
         options.url.master.password = config.password;
     options.sentinel_password = config.sentinel_password;
-    return std::make_unique<SentinelLock>(std::move(options), redis_lock_settings(config));
+    return options;
+}
+
+std::unique_ptr<LockService> open_sentinel_lock(const LockConfig& config) {
+    return std::make_unique<SentinelLock>(sentinel_options(config, config.url),
+                                          redis_lock_settings(config));
 }
 
 std::string redis_fence_resource(const LockConfig& config, std::string_view key) {
@@ -62,12 +67,21 @@ std::string redis_fence_resource(const LockConfig& config, std::string_view key)
 std::unique_ptr<LockService> open_quorum_lock(const LockConfig& config,
                                               const std::vector<std::string>& urls) {
     validate_quorum_size(urls.size());
-    std::vector<redis::Options> servers;
+    if (config.replicas > 0)
+        throw UsageError("--replicas waits for the replicas of one Redis server; a quorum's "
+                         "servers are independent masters (leave --replicas out)");
+    std::vector<QuorumMember> servers;
     for (const std::string& url : urls) {
-        servers.push_back(redis_options(config, url));
-        if (!servers.back().url.cluster_seeds.empty())
-            throw UsageError("a quorum takes independent servers; " +
-                             servers.back().url.redacted() + " is a Redis Cluster (give it alone)");
+        QuorumMember& member = servers.emplace_back();
+        if (redis::is_sentinel_url(url)) {
+            member.sentinel = sentinel_options(config, url);
+            member.server.timeout = config.timeout;
+            continue;
+        }
+        member.server = redis_options(config, url);
+        if (!member.server.url.cluster_seeds.empty())
+            throw UsageError("a quorum takes independent servers; " + member.server.url.redacted() +
+                             " is a Redis Cluster (give it alone)");
     }
     return std::make_unique<QuorumLock>(
         std::move(servers),

@@ -195,9 +195,10 @@ struct QuorumLock::Wakeups {
 // reply leaves it `owed`: read and dropped before the next call's reply, so a server that hangs
 // never makes a new connection necessary, and never delays a later call beyond its deadline.
 struct QuorumLock::Server {
-    explicit Server(redis::Options options_)
-        : options(std::move(options_)), where(options.url.redacted()) {}
-    redis::Options options;
+    explicit Server(QuorumMember member_)
+        : member(std::move(member_)),
+          where(member.sentinel ? member.sentinel->url.redacted() : member.server.url.redacted()) {}
+    QuorumMember member;
     std::string where;
     std::optional<redis::Connection> connection;
     std::size_t owed = 0;
@@ -206,6 +207,20 @@ struct QuorumLock::Server {
 namespace {
 
 using ServerPtr = std::shared_ptr<QuorumLock::Server>;
+
+// How to connect to `member` now, within `timeout`: its address, or the master its sentinels
+// name (which refuses the connection unless ROLE says master).
+redis::Options connect_options(const QuorumMember& member, Millis timeout) {
+    if (!member.sentinel) {
+        redis::Options options = member.server;
+        options.timeout = timeout;
+        return options;
+    }
+    redis::SentinelOptions asking = *member.sentinel;
+    asking.timeout = timeout;
+    redis::Sentinels sentinels(std::move(asking));
+    return sentinels.master_options(sentinels.ask());
+}
 
 // Sends `commands[i]` to server i (nullopt: nothing for that server), to all of them at once,
 // then reads the replies as they come, polling every socket together, until every server has
@@ -237,11 +252,9 @@ call_all(const std::vector<ServerPtr>& servers, const std::vector<std::optional<
         }
         QuorumLock::Server& server = *servers[i];
         try {
-            if (!server.connection) {
-                redis::Options options = server.options;
-                options.timeout = std::max(left(), Millis{1});
-                server.connection.emplace(options);
-            }
+            if (!server.connection)
+                server.connection.emplace(
+                    connect_options(server.member, std::max(left(), Millis{1})));
             server.connection->send(
                 std::vector<std::string_view>(commands[i]->begin(), commands[i]->end()));
             waiting[i] = true;
@@ -343,7 +356,7 @@ void need_majority(const std::vector<Answer>& answers) {
 
 void listen_for_releases(const ServerPtr& server, const std::string& channel,
                          const std::shared_ptr<QuorumLock::Wakeups>& wakeups) {
-    spawn([options = server->options, channel, wakeups] {
+    spawn([member = server->member, channel, wakeups] {
         bool settled = false;
         const auto settle = [&] {
             if (settled)
@@ -354,7 +367,7 @@ void listen_for_releases(const ServerPtr& server, const std::string& channel,
             wakeups->changed.notify_all();
         };
         try {
-            redis::Connection subscriber(options);
+            redis::Connection subscriber(connect_options(member, member.server.timeout));
             subscriber.send({"SUBSCRIBE", channel});
             for (;;) {
                 {
@@ -440,14 +453,15 @@ void validate_quorum_size(std::size_t count) {
                          "give one)");
 }
 
-QuorumLock::QuorumLock(std::vector<redis::Options> servers, RedisLockSettings settings)
-    : settings_(std::move(settings)), timeout_(servers.empty() ? Millis{0} : servers[0].timeout) {
+QuorumLock::QuorumLock(std::vector<QuorumMember> servers, RedisLockSettings settings)
+    : settings_(std::move(settings)),
+      timeout_(servers.empty() ? Millis{0} : servers[0].server.timeout) {
     validate_quorum_size(servers.size());
     if (settings_.layout != KeyLayout::dlock)
         throw UsageError("--layout plain takes one Redis server: an app's own lock lives on one");
     validate_prefix(settings_.prefix, settings_.layout);
-    for (redis::Options& options : servers)
-        servers_.push_back(std::make_shared<Server>(std::move(options)));
+    for (QuorumMember& member : servers)
+        servers_.push_back(std::make_shared<Server>(std::move(member)));
 }
 
 QuorumLock::~QuorumLock() {

@@ -218,7 +218,7 @@ TEST_CASE("quorum: every subcommand works from the command line with 3 and 5 ser
     }
 }
 
-TEST_CASE("quorum: an even count or fewer than 3 servers is a usage error") {
+TEST_CASE("quorum: an even count or fewer than 3 servers is a usage error, and so is --replicas") {
     QuorumServers& quorum = servers();
     for (const std::size_t n : {std::size_t{2}, std::size_t{4}}) {
         const ProcessResult result = dlock_on(quorum, n, {"acquire", "k"});
@@ -230,6 +230,11 @@ TEST_CASE("quorum: an even count or fewer than 3 servers is a usage error") {
     const ProcessResult env =
         dlock::test::run_dlock({"acquire", "k"}, {"DLOCK_REDIS_URL=" + quorum.url_list(2)});
     CHECK(env.exit_code == 64);
+    // Independent masters have no replicas to wait for: refused, not silently ignored.
+    const ProcessResult replicas = dlock::test::run_dlock(
+        {"acquire", "k"}, {"DLOCK_REDIS_URL=" + quorum.url_list(3), "DLOCK_REPLICAS=1"});
+    CHECK(replicas.exit_code == 64);
+    CHECK(contains(replicas.err, "--replicas"));
 }
 
 TEST_CASE("quorum: a config file names the servers as a TOML array or one spaced string") {

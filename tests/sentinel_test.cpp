@@ -130,6 +130,29 @@ TEST_CASE("every lock subcommand works through redis+sentinel://") {
     CHECK(holder_on(s.master(), "sentinel-job").empty());
 }
 
+TEST_CASE("a quorum member may be a redis+sentinel:// URL: the lock is taken on the master its "
+          "sentinels name") {
+    SentinelSetup& s = setup();
+    const RedisServer second;
+    const RedisServer third;
+    const std::vector<std::string> quorum =
+        dlock_argv({"--redis", s.url(), "--redis", second.url(), "--redis", third.url(), "--json"});
+    const ProcessResult acquired =
+        run(with(quorum, {"acquire", "quorum-sentinel-job", "--ttl", "20s"}));
+    REQUIRE(acquired.exit_code == 0);
+    const std::string token = nlohmann::json::parse(acquired.out).at("token");
+    CHECK(holder_on(s.master(), "quorum-sentinel-job") == token);
+    CHECK(second.command({"GET", "dlock:{quorum-sentinel-job}"}) == token);
+    CHECK(third.command({"GET", "dlock:{quorum-sentinel-job}"}) == token);
+
+    const ProcessResult status = run(with(quorum, {"status", "quorum-sentinel-job"}));
+    CHECK(status.exit_code == 0);
+    CHECK(nlohmann::json::parse(status.out).at("servers").size() == 3);
+    CHECK(run(with(quorum, {"release", "quorum-sentinel-job", "--owner", token})).exit_code == 0);
+    CHECK(holder_on(s.master(), "quorum-sentinel-job").empty());
+    CHECK(second.command({"EXISTS", "dlock:{quorum-sentinel-job}"}) == "0");
+}
+
 TEST_CASE("a failover while run holds a lock: the holder goes on on the new master, and a waiter "
           "through the sentinels never overlaps it") {
     SentinelSetup& s = setup();

@@ -27,9 +27,11 @@
 #include "dlock/lock.hpp"
 #include "dlock/redis.hpp"
 #include "dlock/redis_lock.hpp"
+#include "dlock/redis_sentinel.hpp"
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,12 +47,19 @@ Millis clock_drift_allowance(Millis ttl);
 // Throws UsageError unless `count` servers make a quorum: 3, 5 or 7.
 void validate_quorum_size(std::size_t count);
 
+// One server of a quorum: reached at its address, or the master a group of sentinels names (a
+// redis+sentinel:// member: asked again for each new connection, so a failover is followed).
+struct QuorumMember {
+    redis::Options server; // the address; for a sentinel member only its timeout counts
+    std::optional<redis::SentinelOptions> sentinel;
+};
+
 class QuorumLock final : public LockService {
 public:
     // Connects lazily: a server that cannot be reached now is tried again at each operation.
     // Throws UsageError for a server count other than 3, 5 or 7, a bad prefix, or the plain
     // layout (an app's own lock lives on one server).
-    QuorumLock(std::vector<redis::Options> servers, RedisLockSettings settings);
+    QuorumLock(std::vector<QuorumMember> servers, RedisLockSettings settings);
     ~QuorumLock() override;
 
     using LockService::block;
