@@ -36,19 +36,22 @@ void add_subcommands(CLI::App& app, Invocation& inv, std::string_view invoked) {
             group.setup(app, inv, invoked);
 }
 
+// The root: exactly one subcommand, and the global options, which may also follow it.
+void add_root(CLI::App& app, Invocation& inv) {
+    app.require_subcommand(1);
+    app.fallthrough();
+    add_global_options(app, inv);
+}
+
 } // namespace
 
 void add_commands(CLI::App& app, Invocation& inv, std::string_view invoked) {
-    app.require_subcommand(1);
-    app.fallthrough(); // global options may also follow the subcommand
-    add_global_options(app, inv);
+    add_root(app, inv);
     add_subcommands(app, inv, invoked);
 }
 
 void add_commands(CLI::App& app, Invocation& inv, int argc, const char* const* argv) {
-    app.require_subcommand(1);
-    app.fallthrough();
-    add_global_options(app, inv);
+    add_root(app, inv);
     add_subcommands(app, inv, invoked_subcommand(app, argc, argv));
 }
 
