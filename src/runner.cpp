@@ -347,12 +347,13 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
         CommandProcess command(spawned.pid);
         Supervisor supervisor(spec, hooks, lease, *keeper, signals, terminal, guardian, command);
         supervisor.run();
-        guardian.disarm();
         terminal.take_back();
 
         // Released while the forwarded signals are still blocked: a late SIGTERM cannot cut
-        // the release short.
+        // the release short. The command's group is gone by now, so the guardian is disarmed
+        // after the release: its wake-up and exit are not on the next holder's way in.
         const std::optional<OwnerCheck> released = held->release();
+        guardian.disarm();
         if (supervisor.lost()) {
             result.outcome = RunOutcome::lost;
             result.detail = "lost while the command ran";
