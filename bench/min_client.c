@@ -62,7 +62,10 @@ static int record(const char* file, const char* socket_path) {
         const ssize_t got = read(peer, chunk, sizeof chunk);
         if (got <= 0)
             return fail("the client hung up before a whole request");
-        request = realloc(request, length + (size_t)got);
+        char* grown = realloc(request, length + (size_t)got);
+        if (grown == NULL)
+            return fail("out of memory");
+        request = grown;
         memcpy(request + length, chunk, (size_t)got);
         length += (size_t)got;
         redisReaderFeed(reader, chunk, (size_t)got);
