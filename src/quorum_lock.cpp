@@ -1,5 +1,7 @@
 #include "dlock/quorum_lock.hpp"
 
+#include "lock_lua.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -17,15 +19,11 @@ namespace dlock {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using detail::lua_script;
+using detail::now_ms_lua;
 
 // Every script gets KEYS 1 the lock, 2 its holder record, 3 the fencing counter.
-constexpr std::string_view now_ms_lua = R"lua(
-local function now_ms()
-  local now = redis.call('TIME')
-  return now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
-end
-)lua";
-
+//
 // Takes the lock when it is free or already this owner's, and increments the fencing counter.
 // A missing counter (first use, idle past its TTL, a server restarted empty) starts from the
 // server's clock in microseconds, as on one server. A counter INCR cannot count is reported
@@ -111,18 +109,11 @@ return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET
         redis.call('HGETALL', KEYS[2]), now_ms()}
 )lua";
 
-std::string script(std::initializer_list<std::string_view> parts) {
-    std::string text;
-    for (const std::string_view part : parts)
-        text += part;
-    return text;
-}
-
-const std::string acquire_script = script({now_ms_lua, acquire_body});
-const std::string store_fence_script = script({store_fence_body});
-const std::string owner_checked_script = script({now_ms_lua, owner_checked_body});
-const std::string force_release_script = script({now_ms_lua, force_release_body});
-const std::string status_script = script({now_ms_lua, status_body});
+const std::string acquire_script = lua_script({now_ms_lua, acquire_body});
+const std::string store_fence_script = lua_script({store_fence_body});
+const std::string owner_checked_script = lua_script({now_ms_lua, owner_checked_body});
+const std::string force_release_script = lua_script({now_ms_lua, force_release_body});
+const std::string status_script = lua_script({now_ms_lua, status_body});
 
 // The longest wait for a release before the lock is looked at again; a watched wait reports
 // every second.

@@ -491,13 +491,19 @@ Reply Connection::command(const std::vector<std::string_view>& args) {
     return std::move(exchange(1, detail::Deadline::after(timeout_)).front());
 }
 
+std::vector<std::string_view> eval_words(std::string_view script, const std::string& key_count,
+                                         const std::vector<std::string_view>& keys,
+                                         const std::vector<std::string_view>& args) {
+    std::vector<std::string_view> words{"EVAL", script, key_count};
+    words.insert(words.end(), keys.begin(), keys.end());
+    words.insert(words.end(), args.begin(), args.end());
+    return words;
+}
+
 Reply Connection::eval(std::string_view script, const std::vector<std::string_view>& keys,
                        const std::vector<std::string_view>& args) {
     const std::string key_count = std::to_string(keys.size());
-    std::vector<std::string_view> argv{"EVAL", script, key_count};
-    argv.insert(argv.end(), keys.begin(), keys.end());
-    argv.insert(argv.end(), args.begin(), args.end());
-    return command(argv);
+    return command(eval_words(script, key_count, keys, args));
 }
 
 std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::string_view>>& commands,

@@ -102,10 +102,7 @@ Reply Router::command(const std::vector<std::string_view>& args) {
 Reply Router::eval(std::string_view script, const std::vector<std::string_view>& keys,
                    const std::vector<std::string_view>& args) {
     const std::string key_count = std::to_string(keys.size());
-    std::vector<std::string_view> argv{"EVAL", script, key_count};
-    argv.insert(argv.end(), keys.begin(), keys.end());
-    argv.insert(argv.end(), args.begin(), args.end());
-    return command(argv);
+    return command(eval_words(script, key_count, keys, args));
 }
 
 std::vector<Reply> Router::pipeline(const std::vector<std::vector<std::string_view>>& commands,

@@ -1,5 +1,7 @@
 #include "dlock/redis_lock.hpp"
 
+#include "lock_lua.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -11,16 +13,13 @@
 namespace dlock {
 namespace {
 
+using detail::lua_script;
+using detail::now_ms_lua;
+
 // Every script gets the same KEYS, all in one hash slot: 1 lock, 2 holder, 3 fence, 4 waiting,
 // 5 wake list, 6 queue, 7 queued. Times are the server's (TIME), so ages read the same from every
 // host.
-constexpr std::string_view now_ms_lua = R"lua(
-local function now_ms()
-  local now = redis.call('TIME')
-  return now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
-end
-)lua";
-
+//
 // The strict queue. KEYS[6] lists the owner tokens of waiting block() calls, first come first;
 // KEYS[7] maps each to 'deadline_ms:window_ms': the server time by which its next attempt is due
 // (else it is taken for dead) and its hand-off window. A waiter's personal wake list is KEYS[5]
@@ -218,21 +217,14 @@ return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET
         redis.call('HGETALL', KEYS[2]), now_ms()}
 )lua";
 
-std::string script(std::initializer_list<std::string_view> parts) {
-    std::string text;
-    for (const std::string_view part : parts)
-        text += part;
-    return text;
-}
-
-const std::string acquire_script = script({now_ms_lua, queue_lua, acquire_body});
+const std::string acquire_script = lua_script({now_ms_lua, queue_lua, acquire_body});
 const std::string owner_checked_script =
-    script({now_ms_lua, queue_lua, free_and_wake_one, owner_checked_body});
+    lua_script({now_ms_lua, queue_lua, free_and_wake_one, owner_checked_body});
 const std::string force_release_script =
-    script({now_ms_lua, queue_lua, free_and_wake_one, force_release_body});
+    lua_script({now_ms_lua, queue_lua, free_and_wake_one, force_release_body});
 const std::string leave_queue_script =
-    script({now_ms_lua, queue_lua, free_and_wake_one, leave_queue_body});
-const std::string status_script = script({now_ms_lua, status_body});
+    lua_script({now_ms_lua, queue_lua, free_and_wake_one, leave_queue_body});
+const std::string status_script = lua_script({now_ms_lua, status_body});
 
 // How long a wake-up nobody took stays on the wake list.
 constexpr Millis unclaimed_wake_up_lifetime{60'000};

@@ -133,6 +133,12 @@ public:
     int port;
 };
 
+// The words of EVAL script numkeys keys... args...; they point into `key_count`, the text of
+// keys.size(), which must outlive them.
+std::vector<std::string_view> eval_words(std::string_view script, const std::string& key_count,
+                                         const std::vector<std::string_view>& keys,
+                                         const std::vector<std::string_view>& args);
+
 // A read-only view of one reply (or one element of an array reply).
 class ReplyView {
 public:
