@@ -71,6 +71,32 @@ std::int64_t counter_on(dlock::test::RedisServer& server, const std::string& key
     return std::stoll(server.command({"GET", "dlock:{" + key + "}:fence"}));
 }
 
+// A holder that takes withdraw_funds_user_1 (`dlock ACQUIRE... --json`), stops itself before
+// its write, and once continued withdraws 10.00 with the fence it was given. Returns when it has
+// stopped, with the fence.
+struct PausedHolder {
+    std::unique_ptr<Child> process;
+    std::int64_t fence = 0;
+};
+PausedHolder paused_holder(const std::vector<std::string>& env, const std::string& lease_file,
+                           const std::vector<std::string>& acquire) {
+    std::vector<std::string> argv{"/bin/sh", "-c", R"sh(
+lease=$1
+shift
+"$DLOCK_BIN" "$@" --json >"$lease" || exit 3
+kill -STOP $$
+fence=$(sed -n 's/.*"fence":\([0-9]*\).*/\1/p' "$lease")
+exec "$DLOCK_BIN" withdraw --account 1 --amount 10 --fence "$fence" \
+    --lock-key withdraw_funds_user_1 --json
+)sh",
+                                  "sh", lease_file};
+    argv.insert(argv.end(), acquire.begin(), acquire.end());
+    PausedHolder holder{std::make_unique<Child>(argv, env)};
+    REQUIRE(eventually([&] { return process_state(holder.process->pid()) == 'T'; }, 20s));
+    holder.fence = json::parse(dlock::test::read_file(lease_file))["fence"].get<std::int64_t>();
+    return holder;
+}
+
 ProcessResult dlock_on(const QuorumServers& quorum, std::size_t n, std::vector<std::string> args,
                        const std::vector<std::string>& env = {}) {
     std::vector<std::string> all = quorum.redis_args(n);
@@ -498,19 +524,10 @@ TEST_CASE("quorum: a server restarted empty at once (the delayed-restart rule br
         0);
     // C is down: holder H takes the lock on A and B only, then freezes before its write.
     quorum[2].stop();
-    const std::string lease_file = dir + "/lease";
-    Child holder({"/bin/sh", "-c", R"sh(
-"$DLOCK_BIN" --timeout 300ms acquire withdraw_funds_user_1 --ttl 60s --json >"$1" || exit 3
-kill -STOP $$
-fence=$(sed -n 's/.*"fence":\([0-9]*\).*/\1/p' "$1")
-exec "$DLOCK_BIN" withdraw --account 1 --amount 10 --fence "$fence" \
-    --lock-key withdraw_funds_user_1 --json
-)sh",
-                  "sh", lease_file},
-                 env);
-    REQUIRE(eventually([&] { return process_state(holder.pid()) == 'T'; }, 20s));
-    const std::int64_t fence_h =
-        json::parse(dlock::test::read_file(lease_file))["fence"].get<std::int64_t>();
+    const PausedHolder holder =
+        paused_holder(env, dir + "/lease",
+                      {"--timeout", "300ms", "acquire", "withdraw_funds_user_1", "--ttl", "60s"});
+    const std::int64_t fence_h = holder.fence;
     // B restarts empty at once and C comes back: B and C are a majority without H's lock.
     quorum[1].restart();
     quorum[2].start();
@@ -520,8 +537,8 @@ exec "$DLOCK_BIN" withdraw --account 1 --amount 10 --fence "$fence" \
     REQUIRE(second.exit_code == 0); // exclusion broken: H still holds A
     const json taken = json::parse(second.out);
     CHECK(taken["fence"].get<std::int64_t>() > fence_h);
-    kill(holder.pid(), SIGCONT);
-    const ProcessResult late = holder.wait();
+    kill(holder.process->pid(), SIGCONT);
+    const ProcessResult late = holder.process->wait();
     CAPTURE(late.err);
     CHECK(late.exit_code == 1);
     CHECK(json::parse(late.out)["status"] == "stale_fence");
@@ -543,26 +560,17 @@ TEST_CASE("quorum: the ledger's locked withdraw refuses a paused holder by its f
     int refused = 0;
     for (int round = 0; round < 5; ++round) {
         CAPTURE(round);
-        const std::string lease_file = dir + "/lease-" + std::to_string(round);
-        Child a({"/bin/sh", "-c", R"sh(
-"$DLOCK_BIN" acquire withdraw_funds_user_1 --ttl 300ms --json >"$1" || exit 3
-kill -STOP $$
-fence=$(sed -n 's/.*"fence":\([0-9]*\).*/\1/p' "$1")
-exec "$DLOCK_BIN" withdraw --account 1 --amount 10 --fence "$fence" \
-    --lock-key withdraw_funds_user_1 --json
-)sh",
-                 "sh", lease_file},
-                env);
-        REQUIRE(eventually([&] { return process_state(a.pid()) == 'T'; }, 20s));
-        const std::int64_t fence_a =
-            json::parse(dlock::test::read_file(lease_file))["fence"].get<std::int64_t>();
+        const PausedHolder a =
+            paused_holder(env, dir + "/lease-" + std::to_string(round),
+                          {"acquire", "withdraw_funds_user_1", "--ttl", "300ms"});
+        const std::int64_t fence_a = a.fence;
         const ProcessResult b = dlock::test::run_dlock(
             {"withdraw", "--account", "1", "--amount", "10", "--wait", "20s", "--json"}, env);
         CAPTURE(b.err);
         REQUIRE(b.exit_code == 0);
         CHECK(json::parse(b.out)["fence"].get<std::int64_t>() > fence_a);
-        kill(a.pid(), SIGCONT);
-        const ProcessResult late = a.wait();
+        kill(a.process->pid(), SIGCONT);
+        const ProcessResult late = a.process->wait();
         CAPTURE(late.err);
         CHECK(late.exit_code == 1);
         if (late.exit_code == 1 && json::parse(late.out)["status"] == "stale_fence")
