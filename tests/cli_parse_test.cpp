@@ -149,3 +149,44 @@ TEST_CASE("only the invoked subcommand is declared; help and mistakes get the wh
     CHECK_THROWS_AS(app.parse(7, args), CLI::ExtrasError);
     CHECK_THROWS_AS(parse({"acquire", "job", "--ttl", "2s", "--owner", "x"}), CLI::ExtrasError);
 }
+
+TEST_CASE("a global option is declared whenever the arguments name it, in any form") {
+    CLI::App full{"dlock", "dlock"};
+    Invocation full_inv;
+    add_global_options(full, full_inv);
+    const auto declared_for = [](std::vector<const char*> args, const std::string& name) {
+        args.insert(args.begin(), "dlock");
+        CLI::App app{"dlock", "dlock"};
+        Invocation inv;
+        add_global_options(
+            app, inv,
+            GlobalOptionFilter::named_in(static_cast<int>(args.size()), args.data()));
+        return app.get_option_no_throw(name) != nullptr;
+    };
+    int checked = 0;
+    for (const CLI::Option* option : full.get_options()) {
+        for (const std::string& name : option->get_lnames()) {
+            const std::string word = "--" + name;
+            const std::string with_value = word + "=x";
+            CHECK(declared_for({"status", "job", word.c_str()}, word));
+            CHECK(declared_for({with_value.c_str(), "status", "job"}, word));
+            ++checked;
+        }
+        for (const std::string& name : option->get_snames()) {
+            const std::string word = "-" + name;
+            const std::string attached = word + "5";
+            const std::string cluster = "-q" + name;
+            CHECK(declared_for({word.c_str(), "status"}, word));
+            CHECK(declared_for({"status", attached.c_str()}, word));
+            CHECK(declared_for({cluster.c_str(), "status"}, word));
+        }
+    }
+    CHECK(checked >= 15);
+    // None named: none declared; help and the version declare them all.
+    CHECK_FALSE(declared_for({"acquire", "job", "--ttl", "5s"}, "--redis"));
+    CHECK_FALSE(declared_for({"run", "job", "--", "x", "--json"}, "--json"));
+    CHECK(declared_for({"acquire", "--help"}, "--redis"));
+    CHECK(declared_for({"-V"}, "--db"));
+    // -v and -q exclude each other, so either declares both.
+    CHECK(declared_for({"-q", "status"}, "--verbose"));
+}

@@ -37,22 +37,26 @@ void add_subcommands(CLI::App& app, Invocation& inv, std::string_view invoked) {
 }
 
 // The root: exactly one subcommand, and the global options, which may also follow it.
-void add_root(CLI::App& app, Invocation& inv) {
+void add_root(CLI::App& app, Invocation& inv, const GlobalOptionFilter& filter) {
     app.require_subcommand(1);
     app.fallthrough();
-    add_global_options(app, inv);
+    add_global_options(app, inv, filter);
 }
 
 } // namespace
 
 void add_commands(CLI::App& app, Invocation& inv, std::string_view invoked) {
-    add_root(app, inv);
+    add_root(app, inv, GlobalOptionFilter::all());
     add_subcommands(app, inv, invoked);
 }
 
 void add_commands(CLI::App& app, Invocation& inv, int argc, const char* const* argv) {
-    add_root(app, inv);
-    add_subcommands(app, inv, invoked_subcommand(app, argc, argv));
+    const GlobalOptionFilter named = GlobalOptionFilter::named_in(argc, argv);
+    add_root(app, inv, named);
+    const std::string_view invoked = invoked_subcommand(app, argc, argv);
+    if (invoked.empty() && !named.wants_all())
+        add_global_options(app, inv, named.rest()); // the whole tree
+    add_subcommands(app, inv, invoked);
 }
 
 std::string_view invoked_subcommand(const CLI::App& app, int argc, const char* const* argv) {

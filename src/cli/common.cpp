@@ -13,7 +13,50 @@
 
 namespace dlock::cli {
 
-void add_global_options(CLI::App& app, Invocation& inv) {
+GlobalOptionFilter GlobalOptionFilter::named_in(int argc, const char* const* argv) {
+    GlobalOptionFilter filter;
+    filter.everything_ = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view word = argv[i];
+        if (word == "--")
+            break;
+        if (word == "-h" || word == "--help" || word == "-V" || word == "--version")
+            return all();
+        if (word.size() > 1 && word.front() == '-')
+            filter.words_.push_back(word);
+    }
+    return filter;
+}
+
+GlobalOptionFilter GlobalOptionFilter::rest() const {
+    GlobalOptionFilter filter = *this;
+    filter.inverted_ = !inverted_;
+    return filter;
+}
+
+bool GlobalOptionFilter::named(std::string_view name) const {
+    for (const std::string_view word : words_) {
+        if (name.starts_with("--")) {
+            if (word == name || (word.starts_with(name) && word[name.size()] == '='))
+                return true;
+        } else if (!word.starts_with("--") && word.find(name[1]) != std::string_view::npos) {
+            return true; // -X, -XVALUE, or a cluster of flags such as -vq
+        }
+    }
+    return false;
+}
+
+bool GlobalOptionFilter::wants(std::string_view names) const {
+    bool any = everything_;
+    for (std::size_t start = 0; !any && start < names.size();) {
+        const std::size_t comma = std::min(names.find(',', start), names.size());
+        any = named(names.substr(start, comma - start));
+        start = comma + 1;
+    }
+    return any != inverted_;
+}
+
+void add_global_options(CLI::App& app, Invocation& inv, const GlobalOptionFilter& filter) {
     const Settings& settings = inv.settings;
     GlobalOptions& global = inv.global;
     global.redis_url = settings.value("redis_url");
@@ -33,75 +76,94 @@ void add_global_options(CLI::App& app, Invocation& inv) {
     global.sentinel_password = settings.value("sentinel_password");
     global.replicas = std::stoi(settings.value("replicas"));
 
-    app.add_option("--redis", global.redis_url,
-                   "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
-                   "unix:///path/to/socket[?db=N], a Redis Cluster's seed nodes "
-                   "redis+cluster://host:port,host:port/ (rediss+cluster:// for TLS), or a master "
-                   "found through Redis Sentinel "
-                   "redis+sentinel://host[:port][,host[:port]...]/MASTER_NAME[/db]; given 3, 5 "
-                   "or 7 times, a quorum of independent servers")
-        ->type_name("URL")
-        ->multi_option_policy(CLI::MultiOptionPolicy::Join)
-        ->delimiter(' ')
-        ->capture_default_str();
-    app.add_option("--tls-ca", global.tls_ca,
-                   "rediss://: verify the server against the CA certificates in FILE (PEM) "
-                   "instead of the system's")
-        ->type_name("FILE");
-    app.add_option("--tls-cert", global.tls_cert,
-                   "rediss://: present the client certificate in FILE (PEM; with --tls-key)")
-        ->type_name("FILE");
-    app.add_option("--tls-key", global.tls_key, "rediss://: the private key of --tls-cert (PEM)")
-        ->type_name("FILE");
-    app.add_option("--tls-server-name", global.tls_server_name,
-                   "rediss://: the name the server's certificate must carry, when not the URL's "
-                   "host")
-        ->type_name("NAME");
-    app.add_option("--replicas", global.replicas,
-                   "Count a lock taken (acquire, block, run) or extended only once N replicas "
-                   "acknowledged it (WAIT, within --timeout); else release it and exit 69")
-        ->type_name("N")
-        ->check(CLI::Range(0, max_replicas))
-        ->capture_default_str();
-    app.add_option("--timeout", global.timeout,
-                   "Connect and command timeout; also connecting to a PostgreSQL ledger (DUR)")
-        ->type_name("DUR")
-        ->capture_default_str();
-    app.add_option("--prefix", global.prefix,
-                   "Namespace for every Redis key (--layout plain: any text, '' for none)")
-        ->type_name("PREFIX")
-        ->check(CLI::Validator(
-            [](std::string& value) {
-                return value.rfind('-', 0) == 0
-                           ? "'" + value + "' looks like an option, not a prefix"
-                           : std::string();
-            },
-            "", "not-an-option"))
-        ->capture_default_str();
-    app.add_option("--layout", global.layout,
-                   "Where a lock lives: dlock (PREFIX{KEY}, the default) or plain (PREFIX+KEY, "
-                   "shared with Laravel's Cache::lock, redis-py and other Redis lock libraries)")
-        ->type_name("LAYOUT")
-        ->check(CLI::IsMember({"dlock", "plain"}))
-        ->capture_default_str();
-    app.add_flag("--json", global.json, "Print exactly one JSON object on stdout");
-    auto* verbose = app.add_flag("-v,--verbose", global.verbose,
-                                 "Say on stderr what dlock does and whom it waits for");
-    app.add_flag("-q,--quiet", global.quiet, "Nothing on stderr but errors")->excludes(verbose);
-    app.add_option("-E,--conflict-exit-code", global.conflict_exit_code,
-                   "Exit code when the lock is busy or the wait runs out")
-        ->type_name("N")
-        ->check(CLI::Range(0, 255))
-        ->capture_default_str();
-    app.add_option("--db", global.db,
-                   "Ledger: a file (SQLite) or postgresql://[user@]host[:port]/dbname "
-                   "(ledger commands only)")
-        ->type_name("PATH|URI")
-        ->capture_default_str();
-    app.add_option("--config", global.config_file,
-                   "Read settings from FILE instead of ~/.config/dlock/dlock.conf (see "
-                   "'dlock config')")
-        ->type_name("FILE");
+    if (filter.wants("--redis"))
+        app.add_option(
+               "--redis", global.redis_url,
+               "Redis URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
+               "unix:///path/to/socket[?db=N], a Redis Cluster's seed nodes "
+               "redis+cluster://host:port,host:port/ (rediss+cluster:// for TLS), or a master "
+               "found through Redis Sentinel "
+               "redis+sentinel://host[:port][,host[:port]...]/MASTER_NAME[/db]; given 3, 5 "
+               "or 7 times, a quorum of independent servers")
+            ->type_name("URL")
+            ->multi_option_policy(CLI::MultiOptionPolicy::Join)
+            ->delimiter(' ')
+            ->capture_default_str();
+    if (filter.wants("--tls-ca"))
+        app.add_option("--tls-ca", global.tls_ca,
+                       "rediss://: verify the server against the CA certificates in FILE (PEM) "
+                       "instead of the system's")
+            ->type_name("FILE");
+    if (filter.wants("--tls-cert"))
+        app.add_option("--tls-cert", global.tls_cert,
+                       "rediss://: present the client certificate in FILE (PEM; with --tls-key)")
+            ->type_name("FILE");
+    if (filter.wants("--tls-key"))
+        app.add_option("--tls-key", global.tls_key,
+                       "rediss://: the private key of --tls-cert (PEM)")
+            ->type_name("FILE");
+    if (filter.wants("--tls-server-name"))
+        app.add_option(
+               "--tls-server-name", global.tls_server_name,
+               "rediss://: the name the server's certificate must carry, when not the URL's "
+               "host")
+            ->type_name("NAME");
+    if (filter.wants("--replicas"))
+        app.add_option("--replicas", global.replicas,
+                       "Count a lock taken (acquire, block, run) or extended only once N replicas "
+                       "acknowledged it (WAIT, within --timeout); else release it and exit 69")
+            ->type_name("N")
+            ->check(CLI::Range(0, max_replicas))
+            ->capture_default_str();
+    if (filter.wants("--timeout"))
+        app.add_option("--timeout", global.timeout,
+                       "Connect and command timeout; also connecting to a PostgreSQL ledger (DUR)")
+            ->type_name("DUR")
+            ->capture_default_str();
+    if (filter.wants("--prefix"))
+        app.add_option("--prefix", global.prefix,
+                       "Namespace for every Redis key (--layout plain: any text, '' for none)")
+            ->type_name("PREFIX")
+            ->check(CLI::Validator(
+                [](std::string& value) {
+                    return value.rfind('-', 0) == 0
+                               ? "'" + value + "' looks like an option, not a prefix"
+                               : std::string();
+                },
+                "", "not-an-option"))
+            ->capture_default_str();
+    if (filter.wants("--layout"))
+        app.add_option(
+               "--layout", global.layout,
+               "Where a lock lives: dlock (PREFIX{KEY}, the default) or plain (PREFIX+KEY, "
+               "shared with Laravel's Cache::lock, redis-py and other Redis lock libraries)")
+            ->type_name("LAYOUT")
+            ->check(CLI::IsMember({"dlock", "plain"}))
+            ->capture_default_str();
+    if (filter.wants("--json"))
+        app.add_flag("--json", global.json, "Print exactly one JSON object on stdout");
+    if (filter.wants("-v,--verbose,-q,--quiet")) { // declared together: they exclude each other
+        auto* verbose = app.add_flag("-v,--verbose", global.verbose,
+                                     "Say on stderr what dlock does and whom it waits for");
+        app.add_flag("-q,--quiet", global.quiet, "Nothing on stderr but errors")->excludes(verbose);
+    }
+    if (filter.wants("-E,--conflict-exit-code"))
+        app.add_option("-E,--conflict-exit-code", global.conflict_exit_code,
+                       "Exit code when the lock is busy or the wait runs out")
+            ->type_name("N")
+            ->check(CLI::Range(0, 255))
+            ->capture_default_str();
+    if (filter.wants("--db"))
+        app.add_option("--db", global.db,
+                       "Ledger: a file (SQLite) or postgresql://[user@]host[:port]/dbname "
+                       "(ledger commands only)")
+            ->type_name("PATH|URI")
+            ->capture_default_str();
+    if (filter.wants("--config"))
+        app.add_option("--config", global.config_file,
+                       "Read settings from FILE instead of ~/.config/dlock/dlock.conf (see "
+                       "'dlock config')")
+            ->type_name("FILE");
 }
 
 void apply_settings(KeyedLockOptions& opts, const Settings& settings) {

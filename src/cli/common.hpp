@@ -44,8 +44,33 @@ struct Invocation {
     int exit_code = exit_code::ok;
 };
 
-// The global options, their defaults from inv.settings.
-void add_global_options(CLI::App& app, Invocation& inv);
+// Which global options to declare. Declaring all 17 cost a short command about a third of its
+// instructions, and most commands name none (their settings come from the environment or a
+// config file): main() declares those its arguments may name, never missing one (a name is
+// matched by its exact word, `--name=`, or a short flag among a cluster of them), and the whole
+// set for help and for arguments that name no subcommand.
+class GlobalOptionFilter {
+public:
+    static GlobalOptionFilter all() { return GlobalOptionFilter(); }
+    // The options the words of argv before `--` may name.
+    static GlobalOptionFilter named_in(int argc, const char* const* argv);
+    // The options this filter leaves out.
+    GlobalOptionFilter rest() const;
+    // Whether to declare the option with these CLI11 names ("-v,--verbose").
+    bool wants(std::string_view names) const;
+    bool wants_all() const { return everything_ && !inverted_; }
+
+private:
+    GlobalOptionFilter() = default;
+    bool named(std::string_view name) const;
+    bool everything_ = true;
+    bool inverted_ = false;
+    std::vector<std::string_view> words_;
+};
+
+// The global options `filter` wants, their defaults from inv.settings.
+void add_global_options(CLI::App& app, Invocation& inv,
+                        const GlobalOptionFilter& filter = GlobalOptionFilter::all());
 
 // Where locks live, from --redis, --timeout, --prefix and DLOCK_REDIS_PASSWORD; acquisitions
 // record `identity` as their holder.
