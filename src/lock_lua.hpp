@@ -2,8 +2,8 @@
 // quorum_lock.cpp on each server of a quorum).
 #pragma once
 
-#include <initializer_list>
-#include <string>
+#include <array>
+#include <cstddef>
 #include <string_view>
 
 namespace dlock::detail {
@@ -17,12 +17,24 @@ local function now_ms()
 end
 )lua";
 
-// One script from its parts: shared functions first, then the body.
-inline std::string lua_script(std::initializer_list<std::string_view> parts) {
-    std::string text;
-    for (const std::string_view part : parts)
-        text += part;
-    return text;
-}
+// One script from its parts, shared functions first, then the body: joined at compile time, so
+// that no script costs a process anything before it is sent (a command sends one or two).
+template <const std::string_view&... Parts>
+class LuaScript {
+    static constexpr auto joined = [] {
+        std::array<char, (Parts.size() + ...)> text{};
+        std::size_t at = 0;
+        for (const std::string_view part : {Parts...})
+            for (const char c : part)
+                text[at++] = c;
+        return text;
+    }();
+
+public:
+    static constexpr std::string_view text{joined.data(), joined.size()};
+};
+
+template <const std::string_view&... Parts>
+inline constexpr std::string_view lua_script = LuaScript<Parts...>::text;
 
 } // namespace dlock::detail

@@ -27,6 +27,7 @@
 
 #include "dlock/error.hpp"
 #include "ledger_backend.hpp"
+#include "random_seed.hpp"
 
 #include <algorithm>
 #include <array>
@@ -252,8 +253,8 @@ struct PostgresConnection {
     PostgresLedgerOptions options;
     std::vector<std::string> secrets; // never shown, whatever libpq says
     ConnPtr conn;
-    Clock::time_point attempt_deadline;           // the retry deadline of the request under way
-    std::minstd_rand rng{std::random_device{}()}; // for retry pauses only
+    Clock::time_point attempt_deadline;          // the retry deadline of the request under way
+    std::minstd_rand rng{detail::random_seed()}; // for retry pauses only
 
     // libpq's own text, one line, with every password replaced.
     std::string scrubbed(std::string_view message) const {

@@ -1,6 +1,7 @@
 #include "dlock/quorum_lock.hpp"
 
 #include "lock_lua.hpp"
+#include "random_seed.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -109,11 +110,11 @@ return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET
         redis.call('HGETALL', KEYS[2]), now_ms()}
 )lua";
 
-const std::string acquire_script = lua_script({now_ms_lua, acquire_body});
-const std::string store_fence_script = lua_script({store_fence_body});
-const std::string owner_checked_script = lua_script({now_ms_lua, owner_checked_body});
-const std::string force_release_script = lua_script({now_ms_lua, force_release_body});
-const std::string status_script = lua_script({now_ms_lua, status_body});
+constexpr std::string_view acquire_script = lua_script<now_ms_lua, acquire_body>;
+constexpr std::string_view store_fence_script = lua_script<store_fence_body>;
+constexpr std::string_view owner_checked_script = lua_script<now_ms_lua, owner_checked_body>;
+constexpr std::string_view force_release_script = lua_script<now_ms_lua, force_release_body>;
+constexpr std::string_view status_script = lua_script<now_ms_lua, status_body>;
 
 // The longest wait for a release before the lock is looked at again; a watched wait reports
 // every second.
@@ -303,8 +304,8 @@ std::vector<std::optional<Command>> same_for_all(std::size_t servers, const Comm
     return std::vector<std::optional<Command>>(servers, command);
 }
 
-Command eval(const std::string& body, const LockKeys& keys, std::vector<std::string> args) {
-    Command command{"EVAL", body, "3", keys.lock, keys.holder, keys.fence};
+Command eval(std::string_view body, const LockKeys& keys, std::vector<std::string> args) {
+    Command command{"EVAL", std::string(body), "3", keys.lock, keys.holder, keys.fence};
     command.insert(command.end(), std::make_move_iterator(args.begin()),
                    std::make_move_iterator(args.end()));
     return command;
@@ -603,7 +604,7 @@ AcquireResult QuorumLock::block(std::string_view key, Millis ttl, Millis wait,
     }
 
     const auto deadline = wait == wait_forever ? Clock::time_point::max() : start + wait;
-    std::minstd_rand jitter{std::random_device{}()};
+    std::minstd_rand jitter{detail::random_seed()};
     for (;;) {
         std::uint64_t heard = 0;
         {

@@ -1,6 +1,7 @@
 #include "dlock/redis_lock.hpp"
 
 #include "lock_lua.hpp"
+#include "random_seed.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -31,12 +32,13 @@ using detail::now_ms_lua;
 //
 // hand_over gives a free lock to the first live waiter: the lock becomes that waiter's (for its
 // hand-off window, until its attempt takes it up), the next fencing token is issued for it and
-// kept in the holder record, and its wake list gets a wake-up. The next two waiters are woken
-// too, so that they time their next attempt to the end of that window: a waiter that never takes
-// the lock up passes it on by then. A counter INCR cannot count hands nothing over: the waiters'
-// own attempts report it. A waiter dropped from the queue (taken for dead, or handed the lock
-// and not taking it up) finds a wake-up on its list should it come back (a stopped process
-// continued), so it queues again at once; an unclaimed one goes with the list's TTL.
+// kept in the holder record, and its wake list gets a wake-up; nobody else is woken. A waiter
+// that never takes the lock up passes it on when the window ends: every waiter attempts at least
+// once a window, and one that finds the lock in a hand-off waits exactly until its end. A counter
+// INCR cannot count hands nothing over: the waiters' own attempts report it. A waiter dropped from
+// the queue (taken for dead, or handed the lock and not taking it up) finds a wake-up on its list
+// should it come back (a stopped process continued), so it queues again at once; an unclaimed one
+// goes with the list's TTL.
 constexpr std::string_view queue_lua = R"lua(
 local function fence_counter()
   local readable, fence = pcall(redis.call, 'GET', KEYS[3])
@@ -83,9 +85,7 @@ local function hand_over(now, fence_idle_ms, wake_ms)
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[2], 'owner', head, 'fence', token)
   redis.call('PEXPIRE', KEYS[2], window)
-  local woken = redis.call('LRANGE', KEYS[6], 0, 1)
-  table.insert(woken, 1, head)
-  for _, waiter in ipairs(woken) do wake(waiter, wake_ms) end
+  wake(head, wake_ms)
   return true
 end
 )lua";
@@ -217,14 +217,14 @@ return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET
         redis.call('HGETALL', KEYS[2]), now_ms()}
 )lua";
 
-const std::string acquire_script = lua_script({now_ms_lua, queue_lua, acquire_body});
-const std::string owner_checked_script =
-    lua_script({now_ms_lua, queue_lua, free_and_wake_one, owner_checked_body});
-const std::string force_release_script =
-    lua_script({now_ms_lua, queue_lua, free_and_wake_one, force_release_body});
-const std::string leave_queue_script =
-    lua_script({now_ms_lua, queue_lua, free_and_wake_one, leave_queue_body});
-const std::string status_script = lua_script({now_ms_lua, status_body});
+constexpr std::string_view acquire_script = lua_script<now_ms_lua, queue_lua, acquire_body>;
+constexpr std::string_view owner_checked_script =
+    lua_script<now_ms_lua, queue_lua, free_and_wake_one, owner_checked_body>;
+constexpr std::string_view force_release_script =
+    lua_script<now_ms_lua, queue_lua, free_and_wake_one, force_release_body>;
+constexpr std::string_view leave_queue_script =
+    lua_script<now_ms_lua, queue_lua, free_and_wake_one, leave_queue_body>;
+constexpr std::string_view status_script = lua_script<now_ms_lua, status_body>;
 
 // How long a wake-up nobody took stays on the wake list.
 constexpr Millis unclaimed_wake_up_lifetime{60'000};
@@ -610,7 +610,10 @@ bool RedisLock::notifies_releases() {
 //
 // Each attempt renews the waiter's place until one window past the longest it may block
 // before its next one; a waiter that stops attempting (killed, stopped) loses its place then.
-// A waiter whose wait runs out leaves the queue.
+// A waiter whose wait runs out leaves the queue. No wait lasts longer than the hand-off window,
+// so that a lock handed to a waiter that does not take it up (killed, or stopped after its last
+// attempt answered) is seen to run out by those behind it: a release wakes nobody but the first
+// waiter, and a waiter wakes on its own at most once a window while nothing happens.
 //
 // In the plain layout an app releases the lock without a wake-up: the waiter subscribes to the
 // lock's keyspace notifications when the server sends them, and retries at each one; otherwise
@@ -653,7 +656,7 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
         return result;
 
     const std::string own_wake = keys.wake + ":" + token;
-    std::minstd_rand jitter{std::random_device{}()};
+    std::minstd_rand jitter{detail::random_seed()};
     for (;;) {
         const auto left = std::chrono::ceil<Millis>(deadline - clock::now());
         if (left.count() <= 0) {
@@ -670,7 +673,7 @@ AcquireResult RedisLock::block(std::string_view key, Millis ttl, Millis wait,
             observer({noticed_by, std::chrono::floor<Millis>(clock::now() - start), wait,
                       result.holder_ttl, result.holder});
         // A holder without a TTL (not dlock's) frees the lock only by a release, which wakes us.
-        Millis sleep = std::min(left, longest_sleep);
+        Millis sleep = std::min({left, longest_sleep, hand_off_window(ttl)});
         if (result.holder_ttl)
             sleep = std::min(sleep, std::max(*result.holder_ttl, Millis{1}));
         const auto sent = clock::now();

@@ -9,6 +9,7 @@
 
 #include "dlock/error.hpp"
 #include "ledger_backend.hpp"
+#include "random_seed.hpp"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -109,7 +110,7 @@ struct SqliteConnection {
     std::string path;
     SqliteLedgerOptions options;
     SQLite::Database db;
-    std::minstd_rand rng{std::random_device{}()}; // for retry pauses only
+    std::minstd_rand rng{detail::random_seed()}; // for retry pauses only
 };
 
 } // namespace detail
