@@ -9,6 +9,7 @@
 #include <cstring>
 #include <hiredis/hiredis.h>
 #include <new>
+#include <poll.h>
 #include <sys/un.h>
 
 namespace dlock::redis {
@@ -523,6 +524,13 @@ void Connection::send(const std::vector<std::string_view>& args) {
 
 int Connection::descriptor() const {
     return transport_->descriptor();
+}
+
+bool Connection::open() const {
+    if (broken_)
+        return false;
+    pollfd peer{transport_->descriptor(), POLLIN | POLLRDHUP, 0};
+    return poll(&peer, 1, 0) == 0;
 }
 
 // A wait with nothing to read is no failure here: subscribers mostly wait.

@@ -88,6 +88,10 @@ Router::Router(const Options& options, std::string cross_slot_hint)
 
 Router::~Router() = default;
 
+bool Router::open() const {
+    return !cluster_ && nodes_.size() == 1 && nodes_.begin()->second->open();
+}
+
 Connection& Router::node(const std::string& host, int port) {
     std::unique_ptr<Connection>& connection = nodes_[address_of(host, port)];
     if (!connection)

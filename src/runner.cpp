@@ -72,10 +72,10 @@ private:
 class Supervisor {
 public:
     Supervisor(const RunSpec& spec, const RunHooks& hooks, const Lease& lease, LeaseKeeper& keeper,
-               detail::SignalRouting& signals, detail::Terminal& terminal,
-               detail::Guardian& guardian, CommandProcess& command)
-        : spec_(spec), hooks_(hooks), lease_(lease), keeper_(keeper), signals_(signals),
-          terminal_(terminal), guardian_(guardian), command_(command) {}
+               std::unique_ptr<LockService>& acquired_by, detail::SignalRouting& signals,
+               detail::Terminal& terminal, detail::Guardian& guardian, CommandProcess& command)
+        : spec_(spec), hooks_(hooks), lease_(lease), keeper_(keeper), acquired_by_(acquired_by),
+          signals_(signals), terminal_(terminal), guardian_(guardian), command_(command) {}
 
     // Returns when the command has exited and its group is empty (or got SIGKILL).
     void run() {
@@ -119,6 +119,7 @@ private:
     }
 
     void renew() {
+        acquired_by_.reset(); // a command that runs this long gets fresh connections only
         const TimePoint sent = Clock::now();
         try {
             const auto service = hooks_.connect(keeper_.attempt_timeout(sent, hooks_.timeout));
@@ -240,6 +241,7 @@ private:
     const RunHooks& hooks_;
     const Lease& lease_;
     LeaseKeeper& keeper_;
+    std::unique_ptr<LockService>& acquired_by_;
     detail::SignalRouting& signals_;
     detail::Terminal& terminal_;
     detail::Guardian& guardian_;
@@ -278,13 +280,18 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
     // Forked before the lock is taken, while nobody waits on us: the fork costs about as
     // much as the rest of the hand-off to the command.
     detail::Guardian guardian;
-    // The release goes out on a fresh connection: none stays open while the command runs.
+    // The connection that takes the lock stays open until the first renewal (its descriptor
+    // is close-on-exec, and the guardian closed everything before it existed): a command that
+    // ends before a renewal is due, as most do, has its lock released there, while the
+    // connection is still known open, without the next holder waiting on a new connection.
+    // After that, every renewal and the release go out on fresh connections, so that none
+    // idles for long.
+    std::unique_ptr<LockService> acquired_by = hooks.connect(hooks.timeout);
     std::unique_ptr<LockService> releasing;
     std::optional<ScopedLease> held;
     std::optional<LeaseKeeper> keeper;
     {
-        // This connection is closed before the fork, so the command cannot inherit it.
-        const auto service = hooks.connect(hooks.timeout);
+        LockService* const service = acquired_by.get();
         const AcquireResult acquired =
             spec.wait.count() <= 0 ? service->try_acquire(spec.key, spec.ttl)
                                    : service->block(spec.key, spec.ttl, spec.wait, hooks.on_wait);
@@ -295,7 +302,9 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
         }
         result.lease = *acquired.lease;
         held.emplace(
-            [&hooks, &releasing]() -> LockService& {
+            [&hooks, &acquired_by, &releasing]() -> LockService& {
+                if (acquired_by && acquired_by->still_connected())
+                    return *acquired_by;
                 releasing = hooks.connect(hooks.timeout);
                 return *releasing;
             },
@@ -345,7 +354,8 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
         }
 
         CommandProcess command(spawned.pid);
-        Supervisor supervisor(spec, hooks, lease, *keeper, signals, terminal, guardian, command);
+        Supervisor supervisor(spec, hooks, lease, *keeper, acquired_by, signals, terminal, guardian,
+                              command);
         supervisor.run();
         terminal.take_back();
 

@@ -15,6 +15,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <poll.h>
@@ -499,6 +500,38 @@ TEST_CASE_FIXTURE(RunFixture, "Redis unreachable at start: exit 69, nothing runs
         {"--redis", "unix://" + dir + "/no.sock", "run", "job", "--", "touch", path("ran")});
     CHECK(r.exit_code == 69);
     CHECK_FALSE(exists("ran"));
+}
+
+// How many connections Redis accepted while `action` ran.
+long connections_during(const RedisServer& server, const std::function<void()>& action) {
+    const auto received = [&server] {
+        const std::string info = server.command({"INFO", "stats"});
+        const std::string field = "total_connections_received:";
+        return std::stol(info.substr(info.find(field) + field.size()));
+    };
+    const long first = received();
+    const long asking = received() - first; // the connection asking takes, if any
+    const long before = received();
+    action();
+    return received() - before - asking;
+}
+
+TEST_CASE_FIXTURE(RunFixture, "a command that ends before a renewal is released on the connection "
+                              "that took the lock; one Redis closed while idle is not used") {
+    CHECK(connections_during(server, [&] {
+              CHECK(dlock({"run", "job", "--", "true"}).exit_code == 0);
+          }) == 1);
+    CHECK(dlock({"acquire", "job", "--ttl", "1s"}).exit_code == 0); // it was released
+
+    // Idle clients closed after 1 s: the connection that took the lock is gone by the release,
+    // which goes out on a new one (else the lock would stay held for its 30 s).
+    server.command({"CONFIG", "SET", "timeout", "1"});
+    CHECK(connections_during(server, [&] {
+              const auto idle = dlock({"run", "idle", "--ttl", "30s", "--", "sleep", "3"});
+              CHECK(idle.exit_code == 0);
+              CHECK(idle.err.empty());
+          }) == 2);
+    CHECK(dlock({"acquire", "idle", "--ttl", "1s"}).exit_code == 0);
 }
 
 TEST_CASE_FIXTURE(RunFixture, "the command inherits no descriptor of dlock's") {

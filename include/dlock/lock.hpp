@@ -200,6 +200,10 @@ public:
     // (the ledger's fence rows): unique per lock store namespace, so two namespaces sharing one
     // ledger never share fences.
     virtual std::string fence_resource(std::string_view key) const = 0;
+    // Whether this service's connections are still open, as far as this host can tell, so that
+    // it may release a lock it took a short while ago (dlock run) instead of a new connection
+    // doing it. Services that cannot tell say no.
+    virtual bool still_connected() const { return false; }
 };
 
 } // namespace dlock

@@ -204,6 +204,11 @@ public:
     // each, then receive(Millis{0}) on those that poll says are readable, and on every one
     // before the first poll: a TLS connection may hold decrypted bytes already).
     int descriptor() const;
+    // Whether the connection is still open as far as this host can tell: no call failed on it,
+    // and the server has neither hung up nor sent anything unasked (which it does only to say
+    // goodbye, as when its idle `timeout` closes the connection). A connection that passes may
+    // still have died silently on the way (a NAT that forgot it).
+    bool open() const;
 
 private:
     void append(const std::vector<std::string_view>& args);

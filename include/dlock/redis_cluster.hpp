@@ -60,6 +60,9 @@ public:
     std::vector<Connection*> masters();
     // How to reach the first node connected, for a connection of one's own (a subscriber).
     const Options& home() const { return home_; }
+    // One server, whose connection is open (Connection::open). Never for a cluster, whose
+    // next command may go to another node.
+    bool open() const;
 
 private:
     std::vector<Reply> routed(const std::vector<std::vector<std::string_view>>& commands,

@@ -98,6 +98,7 @@ public:
     std::vector<LockListing> list(std::string_view pattern) override;
     void watch(std::string_view pattern, const LockWatcher& watcher) override;
     std::string fence_resource(std::string_view key) const override;
+    bool still_connected() const override { return connection_.open(); }
 
 private:
     LockKeys keys_of(std::string_view key) const;
