@@ -94,6 +94,7 @@ public:
 private:
     pid_t pid_ = -1;
     int control_ = -1;
+    void* stack_ = nullptr; // the guardian's, in memory it shares with dlock
 };
 
 // What starting the command came to.
