@@ -223,6 +223,13 @@ DLOCK_GUARDIAN_CODE int start_guardian(void* descriptors) {
     guard(static_cast<int>(packed & 0xFFFF'FFFFU));
 }
 
+// Valgrind runs a clone only as a fork, a vfork or a thread, and stops the program at any other:
+// under it (its preloaded core is named in LD_PRELOAD) the guardian is forked, as it once was.
+bool under_valgrind() {
+    const char* const preload = std::getenv("LD_PRELOAD");
+    return preload != nullptr && std::strstr(preload, "vgpreload_core") != nullptr;
+}
+
 } // namespace
 
 // The guardian shares dlock's memory (clone with CLONE_VM, as the command's child does, but
@@ -250,8 +257,14 @@ Guardian::Guardian() {
     stack_ = stack;
     const auto packed = static_cast<std::uintptr_t>(fds[0]) | static_cast<std::uintptr_t>(fds[1])
                                                                   << 32;
-    pid_ = clone(start_guardian, static_cast<char*>(stack) + guardian_stack_bytes,
-                 CLONE_VM | SIGCHLD, reinterpret_cast<void*>(packed));
+    if (under_valgrind()) {
+        pid_ = fork();
+        if (pid_ == 0)
+            start_guardian(reinterpret_cast<void*>(packed));
+    } else {
+        pid_ = clone(start_guardian, static_cast<char*>(stack) + guardian_stack_bytes,
+                     CLONE_VM | SIGCHLD, reinterpret_cast<void*>(packed));
+    }
     if (pid_ < 0) {
         munmap(stack_, guardian_stack_bytes);
         stack_ = nullptr;
