@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 using dlock::LockService;
@@ -666,6 +667,44 @@ TEST_SUITE("one Redis server: memory") {
         CHECK(server.command({"LLEN", "dlock:{job}:wake"}) == "1");
         CHECK(std::stoll(server.command({"PTTL", "dlock:{job}:wake"})) > 0);
         CHECK(std::stoll(server.command({"PTTL", "dlock:{job}:waiting"})) > 0);
+    }
+
+    TEST_CASE("a release wakes only the waiter it hands the lock to") {
+        RedisServer server;
+        server.command({"CONFIG", "SET", "notify-keyspace-events", "Kl"});
+        RedisLock holder = lock_on(server);
+        const auto held = holder.try_acquire("job", 30s);
+        REQUIRE(held.acquired());
+        // Three waiters, each holding the lock once it comes, until the test has looked.
+        std::promise<void> looked;
+        const std::shared_future<void> done_looking = looked.get_future().share();
+        std::vector<std::thread> waiters;
+        for (int w = 0; w < 3; ++w)
+            waiters.emplace_back([&server, done_looking] {
+                RedisLock waiter = lock_on(server);
+                const auto got = waiter.block("job", 30s, 20s);
+                done_looking.wait();
+                if (got.acquired())
+                    waiter.release("job", got.lease->token);
+            });
+        REQUIRE(server.wait_for_blocked_clients(3, 10s));
+        REQUIRE(server.command({"LLEN", "dlock:{job}:queue"}) == "3");
+
+        // Every wake-up is an RPUSH onto a waiter's own wake list.
+        dlock::redis::Connection events(options_for(server.url()));
+        events.send({"PSUBSCRIBE", "__keyspace@0__:dlock:{job}:wake:*"});
+        REQUIRE(events.receive(2s).has_value()); // the subscription's confirmation
+        REQUIRE(holder.release("job", held.lease->token) == OwnerCheck::done);
+        int wake_ups = 0;
+        // One script pushes every wake-up of a release at once; the waiters keep the lock, so
+        // no later release pushes more.
+        for (Millis quiet = 2s; const auto message = events.receive(quiet); quiet = 300ms)
+            wake_ups += message->view()[3].string() == "rpush";
+        CHECK(wake_ups == 1);
+        CHECK(server.command({"LLEN", "dlock:{job}:queue"}) == "2");
+        looked.set_value();
+        for (std::thread& waiter : waiters)
+            waiter.join();
     }
 
     TEST_CASE("10,000 lock names each taken and released leave only counters that expire") {
