@@ -277,8 +277,8 @@ RunResult run_locked(const RunSpec& spec, const RunHooks& hooks) {
     validate(spec);
     RunResult result;
 
-    // Forked before the lock is taken, while nobody waits on us: the fork costs about as
-    // much as the rest of the hand-off to the command.
+    // Started before the lock is taken, while nobody waits on us: then its start costs the
+    // next holder nothing.
     detail::Guardian guardian;
     // The connection that takes the lock stays open until the first renewal (its descriptor
     // is close-on-exec, and the guardian closed everything before it existed): a command that
