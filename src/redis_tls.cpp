@@ -6,9 +6,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <dlfcn.h>
 #include <netinet/in.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/opensslv.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
@@ -17,11 +19,92 @@
 namespace dlock::redis::detail {
 namespace {
 
+// The OpenSSL functions dlock calls, as pointers into libssl (and the libcrypto it loads),
+// loaded with dlopen() at the first rediss:// connection. Linked in, even from the static
+// archives, OpenSSL cost every command, plaintext ones too, an eighth of its start: its
+// constructor probes the CPU (CPUID, a trap to the hypervisor on a VM) and its tables add page
+// faults (`dlock status`: 1.73 -> 1.52 ms, 128 -> 110 faults). decltype on the header's
+// declarations keeps every signature checked by the compiler; the headers' macros over
+// SSL_ctrl, SSL_CTX_ctrl and the BIO flags are spelled out where they are used.
+#define DLOCK_OPENSSL_FUNCTIONS(X)                                                                 \
+    X(BIO_clear_flags)                                                                             \
+    X(BIO_get_data)                                                                                \
+    X(BIO_get_new_index)                                                                           \
+    X(BIO_meth_new)                                                                                \
+    X(BIO_meth_set_create)                                                                         \
+    X(BIO_meth_set_ctrl)                                                                           \
+    X(BIO_meth_set_read)                                                                           \
+    X(BIO_meth_set_write)                                                                          \
+    X(BIO_new)                                                                                     \
+    X(BIO_set_data)                                                                                \
+    X(BIO_set_flags)                                                                               \
+    X(BIO_set_init)                                                                                \
+    X(ERR_clear_error)                                                                             \
+    X(ERR_error_string_n)                                                                          \
+    X(ERR_get_error)                                                                               \
+    X(ERR_reason_error_string)                                                                     \
+    X(SSL_CTX_check_private_key)                                                                   \
+    X(SSL_CTX_ctrl)                                                                                \
+    X(SSL_CTX_free)                                                                                \
+    X(SSL_CTX_load_verify_locations)                                                               \
+    X(SSL_CTX_new)                                                                                 \
+    X(SSL_CTX_set_client_cert_cb)                                                                  \
+    X(SSL_CTX_set_default_verify_paths)                                                            \
+    X(SSL_CTX_set_options)                                                                         \
+    X(SSL_CTX_set_verify)                                                                          \
+    X(SSL_CTX_use_PrivateKey_file)                                                                 \
+    X(SSL_CTX_use_certificate_chain_file)                                                          \
+    X(SSL_connect)                                                                                 \
+    X(SSL_ctrl)                                                                                    \
+    X(SSL_free)                                                                                    \
+    X(SSL_get0_param)                                                                              \
+    X(SSL_get_error)                                                                               \
+    X(SSL_get_rbio)                                                                                \
+    X(SSL_get_verify_result)                                                                       \
+    X(SSL_new)                                                                                     \
+    X(SSL_read_ex)                                                                                 \
+    X(SSL_set1_host)                                                                               \
+    X(SSL_set_bio)                                                                                 \
+    X(SSL_write_ex)                                                                                \
+    X(TLS_client_method)                                                                           \
+    X(X509_VERIFY_PARAM_set1_ip_asc)                                                               \
+    X(X509_verify_cert_error_string)
+
+struct OpenSsl {
+#define DLOCK_OPENSSL_POINTER(name) decltype(&::name) name = nullptr;
+    DLOCK_OPENSSL_FUNCTIONS(DLOCK_OPENSSL_POINTER)
+#undef DLOCK_OPENSSL_POINTER
+};
+
+OpenSsl load_openssl() {
+    // Never closed: TLS connections live until the process ends. The soname of the headers'
+    // major version: OpenSSL keeps its ABI within one.
+    const std::string soname = "libssl.so." + std::to_string(OPENSSL_VERSION_MAJOR);
+    void* handle = ::dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr)
+        throw UnavailableError("rediss:// needs OpenSSL's " + soname +
+                               " (Debian: libssl3): " + ::dlerror());
+    OpenSsl lib;
+#define DLOCK_OPENSSL_LOAD(name)                                                                   \
+    lib.name = reinterpret_cast<decltype(lib.name)>(::dlsym(handle, #name));                       \
+    if (lib.name == nullptr)                                                                       \
+        throw UnavailableError(soname + " has no " #name ": not the OpenSSL dlock was built for");
+    DLOCK_OPENSSL_FUNCTIONS(DLOCK_OPENSSL_LOAD)
+#undef DLOCK_OPENSSL_LOAD
+    return lib;
+}
+
+// Loaded at the first call; a failed load is tried again at the next.
+const OpenSsl& openssl() {
+    static const OpenSsl lib = load_openssl();
+    return lib;
+}
+
 struct SslContextFree {
-    void operator()(SSL_CTX* context) const { SSL_CTX_free(context); }
+    void operator()(SSL_CTX* context) const { openssl().SSL_CTX_free(context); }
 };
 struct SslFree {
-    void operator()(SSL* ssl) const { SSL_free(ssl); }
+    void operator()(SSL* ssl) const { openssl().SSL_free(ssl); }
 };
 using SslContextPtr = std::unique_ptr<SSL_CTX, SslContextFree>;
 using SslPtr = std::unique_ptr<SSL, SslFree>;
@@ -29,14 +112,14 @@ using SslPtr = std::unique_ptr<SSL, SslFree>;
 // The reason OpenSSL gave for its latest failure ("tlsv1 alert unknown ca"), and the queue
 // emptied for the next call.
 std::string openssl_reason() {
-    const unsigned long code = ERR_get_error();
-    ERR_clear_error();
+    const unsigned long code = openssl().ERR_get_error();
+    openssl().ERR_clear_error();
     if (code == 0)
         return "unknown TLS error";
-    if (const char* reason = ERR_reason_error_string(code))
+    if (const char* reason = openssl().ERR_reason_error_string(code))
         return reason;
     char text[256];
-    ERR_error_string_n(code, text, sizeof text);
+    openssl().ERR_error_string_n(code, text, sizeof text);
     return text;
 }
 
@@ -54,8 +137,8 @@ constexpr std::size_t first_bytes_kept = 8;
 // OpenSSL's own socket BIO writes with write(2): a peer that hung up would raise SIGPIPE and
 // kill dlock. This one sends with MSG_NOSIGNAL, as the plain transport does.
 int bio_write(BIO* bio, const char* data, int size) {
-    auto* state = static_cast<SocketState*>(BIO_get_data(bio));
-    BIO_clear_retry_flags(bio);
+    auto* state = static_cast<SocketState*>(openssl().BIO_get_data(bio));
+    openssl().BIO_clear_flags(bio, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
     for (;;) {
         const ssize_t n = send(state->fd, data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
         if (n >= 0)
@@ -63,7 +146,7 @@ int bio_write(BIO* bio, const char* data, int size) {
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            BIO_set_retry_write(bio);
+            openssl().BIO_set_flags(bio, BIO_FLAGS_WRITE | BIO_FLAGS_SHOULD_RETRY);
         else
             state->error = errno;
         return -1;
@@ -71,8 +154,8 @@ int bio_write(BIO* bio, const char* data, int size) {
 }
 
 int bio_read(BIO* bio, char* data, int size) {
-    auto* state = static_cast<SocketState*>(BIO_get_data(bio));
-    BIO_clear_retry_flags(bio);
+    auto* state = static_cast<SocketState*>(openssl().BIO_get_data(bio));
+    openssl().BIO_clear_flags(bio, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
     for (;;) {
         const ssize_t n = recv(state->fd, data, static_cast<std::size_t>(size), 0);
         if (n > 0 && state->first_bytes.size() < first_bytes_kept)
@@ -83,7 +166,7 @@ int bio_read(BIO* bio, char* data, int size) {
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            BIO_set_retry_read(bio);
+            openssl().BIO_set_flags(bio, BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY);
         else
             state->error = errno;
         return -1;
@@ -95,19 +178,20 @@ long bio_ctrl(BIO*, int command, long, void*) {
 }
 
 int bio_create(BIO* bio) {
-    BIO_set_init(bio, 1);
+    openssl().BIO_set_init(bio, 1);
     return 1;
 }
 
 const BIO_METHOD* socket_method() {
     static BIO_METHOD* const method = [] {
-        BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "dlock socket");
+        BIO_METHOD* m = openssl().BIO_meth_new(openssl().BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                                               "dlock socket");
         if (m == nullptr)
             throw ResourceError("cannot set up TLS: " + openssl_reason());
-        BIO_meth_set_write(m, bio_write);
-        BIO_meth_set_read(m, bio_read);
-        BIO_meth_set_ctrl(m, bio_ctrl);
-        BIO_meth_set_create(m, bio_create);
+        openssl().BIO_meth_set_write(m, bio_write);
+        openssl().BIO_meth_set_read(m, bio_read);
+        openssl().BIO_meth_set_ctrl(m, bio_ctrl);
+        openssl().BIO_meth_set_create(m, bio_create);
         return m;
     }();
     return method;
@@ -117,40 +201,43 @@ const BIO_METHOD* socket_method() {
 // on without (tls-auth-clients optional is content), but a server that requires one hangs up
 // later, and then this is why.
 int no_client_certificate(SSL* ssl, X509**, EVP_PKEY**) {
-    static_cast<SocketState*>(BIO_get_data(SSL_get_rbio(ssl)))->certificate_requested = true;
+    static_cast<SocketState*>(openssl().BIO_get_data(openssl().SSL_get_rbio(ssl)))
+        ->certificate_requested = true;
     return 0;
 }
 
 SslContextPtr make_context(const TlsOptions& tls) {
-    SslContextPtr context(SSL_CTX_new(TLS_client_method()));
+    SslContextPtr context(openssl().SSL_CTX_new(openssl().TLS_client_method()));
     if (!context)
         throw ResourceError("cannot set up TLS: " + openssl_reason());
     SSL_CTX* ctx = context.get();
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    openssl().SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, nullptr);
+    openssl().SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     // A peer that closes without close_notify ends the stream like one that sends it: RESP
     // replies carry their own lengths, so a cut-off one is never taken for a whole one.
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    openssl().SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    openssl().SSL_CTX_ctrl(ctx, SSL_CTRL_MODE,
+                           SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER,
+                           nullptr);
     // A record's header and body in one recv, not two; what it reads beyond is kept in OpenSSL,
     // which read_some asks before it polls.
-    SSL_CTX_set_read_ahead(ctx, 1);
+    openssl().SSL_CTX_ctrl(ctx, SSL_CTRL_SET_READ_AHEAD, 1, nullptr);
     if (!tls.ca_file.empty()) {
-        if (SSL_CTX_load_verify_locations(ctx, tls.ca_file.c_str(), nullptr) != 1)
+        if (openssl().SSL_CTX_load_verify_locations(ctx, tls.ca_file.c_str(), nullptr) != 1)
             throw UsageError("cannot use --tls-ca '" + tls.ca_file + "': " + openssl_reason());
-    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+    } else if (openssl().SSL_CTX_set_default_verify_paths(ctx) != 1) {
         throw UsageError("cannot load the system's CA certificates: " + openssl_reason());
     }
     if (tls.cert_file.empty())
-        SSL_CTX_set_client_cert_cb(ctx, no_client_certificate);
+        openssl().SSL_CTX_set_client_cert_cb(ctx, no_client_certificate);
     if (tls.cert_file.empty() != tls.key_file.empty())
         throw UsageError("--tls-cert and --tls-key go together: give both or neither");
     if (!tls.cert_file.empty()) {
-        if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.c_str()) != 1)
+        if (openssl().SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.c_str()) != 1)
             throw UsageError("cannot use --tls-cert '" + tls.cert_file + "': " + openssl_reason());
-        if (SSL_CTX_use_PrivateKey_file(ctx, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+        if (openssl().SSL_CTX_use_PrivateKey_file(ctx, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
             throw UsageError("cannot use --tls-key '" + tls.key_file + "': " + openssl_reason());
-        if (SSL_CTX_check_private_key(ctx) != 1)
+        if (openssl().SSL_CTX_check_private_key(ctx) != 1)
             throw UsageError("--tls-key '" + tls.key_file + "' is not the key of --tls-cert '" +
                              tls.cert_file + "'");
     }
@@ -199,32 +286,34 @@ public:
     TlsTransport(UniqueFd fd, SslContextPtr context, std::string where)
         : fd_(std::move(fd)), context_(std::move(context)), where_(std::move(where)) {
         state_.fd = fd_.get();
-        ssl_.reset(SSL_new(context_.get()));
-        BIO* bio = ssl_ ? BIO_new(socket_method()) : nullptr;
+        ssl_.reset(openssl().SSL_new(context_.get()));
+        BIO* bio = ssl_ ? openssl().BIO_new(socket_method()) : nullptr;
         if (bio == nullptr)
             throw ResourceError("cannot set up TLS: " + openssl_reason());
-        BIO_set_data(bio, &state_);
-        SSL_set_bio(ssl_.get(), bio, bio); // the SSL owns it now
+        openssl().BIO_set_data(bio, &state_);
+        openssl().SSL_set_bio(ssl_.get(), bio, bio); // the SSL owns it now
     }
 
     // Checks the certificate against `name` (a host name or an IP address); sends it as SNI.
     void expect_name(const std::string& name) {
         if (is_ip_address(name)) {
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_.get()), name.c_str());
+            openssl().X509_VERIFY_PARAM_set1_ip_asc(openssl().SSL_get0_param(ssl_.get()),
+                                                    name.c_str());
             return;
         }
-        SSL_set_tlsext_host_name(ssl_.get(), name.c_str());
-        SSL_set1_host(ssl_.get(), name.c_str());
+        openssl().SSL_ctrl(ssl_.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                           const_cast<char*>(name.c_str()));
+        openssl().SSL_set1_host(ssl_.get(), name.c_str());
     }
 
     void handshake(const Url& url, const Deadline& deadline, const std::string& name) {
         url_ = url;
         for (;;) {
-            ERR_clear_error();
-            const int result = SSL_connect(ssl_.get());
+            openssl().ERR_clear_error();
+            const int result = openssl().SSL_connect(ssl_.get());
             if (result == 1)
                 return;
-            const int error = SSL_get_error(ssl_.get(), result);
+            const int error = openssl().SSL_get_error(ssl_.get(), result);
             if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
                 const short events = error == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
                 // A plaintext Redis reads a ClientHello as the start of an inline command and
@@ -253,15 +342,15 @@ public:
     // plaintext RESP got no answer from it.
     bool answers_in_tls(const Deadline& deadline) {
         for (;;) {
-            ERR_clear_error();
-            const int result = SSL_connect(ssl_.get());
-            const int error = SSL_get_error(ssl_.get(), result);
+            openssl().ERR_clear_error();
+            const int result = openssl().SSL_connect(ssl_.get());
+            const int error = openssl().SSL_get_error(ssl_.get(), result);
             if (result == 1 || !state_.first_bytes.empty() ||
                 (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) ||
                 !wait_ready(fd_.get(), error == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
                 break;
         }
-        ERR_clear_error();
+        openssl().ERR_clear_error();
         constexpr char alert = 0x15, handshake = 0x16; // TLS record types
         return !state_.first_bytes.empty() &&
                (state_.first_bytes.front() == handshake || state_.first_bytes.front() == alert);
@@ -269,9 +358,10 @@ public:
 
     std::size_t write_some(std::string_view bytes, const Deadline& deadline) override {
         for (;;) {
-            ERR_clear_error();
+            openssl().ERR_clear_error();
             std::size_t written = 0;
-            const int result = SSL_write_ex(ssl_.get(), bytes.data(), bytes.size(), &written);
+            const int result =
+                openssl().SSL_write_ex(ssl_.get(), bytes.data(), bytes.size(), &written);
             if (result == 1)
                 return written;
             wait_or_throw(result, deadline, "sending to Redis at " + where_);
@@ -282,12 +372,12 @@ public:
     // invisible to poll(), which would wait on the socket for data that arrived long ago.
     std::size_t read_some(char* buffer, std::size_t size, const Deadline& deadline) override {
         for (;;) {
-            ERR_clear_error();
+            openssl().ERR_clear_error();
             std::size_t got = 0;
-            const int result = SSL_read_ex(ssl_.get(), buffer, size, &got);
+            const int result = openssl().SSL_read_ex(ssl_.get(), buffer, size, &got);
             if (result == 1)
                 return got;
-            if (SSL_get_error(ssl_.get(), result) == SSL_ERROR_ZERO_RETURN)
+            if (openssl().SSL_get_error(ssl_.get(), result) == SSL_ERROR_ZERO_RETURN)
                 return 0;
             wait_or_throw(result, deadline, "waiting on Redis at " + where_);
         }
@@ -295,7 +385,7 @@ public:
 
 private:
     void wait_or_throw(int result, const Deadline& deadline, const std::string& doing) {
-        const int error = SSL_get_error(ssl_.get(), result);
+        const int error = openssl().SSL_get_error(ssl_.get(), result);
         if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
             if (!wait_ready(fd_.get(), error == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
                 timed_out(doing, deadline);
@@ -306,7 +396,7 @@ private:
                 ? " (the server wants a client certificate: --tls-cert and --tls-key)"
                 : "";
         if (error == SSL_ERROR_SYSCALL) {
-            ERR_clear_error();
+            openssl().ERR_clear_error();
             throw IoError("lost Redis at " + where_ + ": " +
                           (state_.error != 0 ? std::strerror(state_.error)
                                              : "connection closed by the server") +
@@ -316,11 +406,11 @@ private:
     }
 
     std::string handshake_failure(int error, const std::string& name) {
-        const long verified = SSL_get_verify_result(ssl_.get());
+        const long verified = openssl().SSL_get_verify_result(ssl_.get());
         if (verified != X509_V_OK) {
-            ERR_clear_error();
+            openssl().ERR_clear_error();
             std::string why = std::string("certificate verify failed: ") +
-                              X509_verify_cert_error_string(verified);
+                              openssl().X509_verify_cert_error_string(verified);
             if (verified == X509_V_ERR_HOSTNAME_MISMATCH ||
                 verified == X509_V_ERR_IP_ADDRESS_MISMATCH)
                 why += " (the certificate is not for '" + name +
@@ -328,11 +418,11 @@ private:
             return why;
         }
         if (looks_like_resp(state_.first_bytes)) {
-            ERR_clear_error();
+            openssl().ERR_clear_error();
             return "server speaks plaintext, not TLS; use redis://";
         }
         if (error == SSL_ERROR_SYSCALL) {
-            ERR_clear_error();
+            openssl().ERR_clear_error();
             return state_.error != 0 ? std::strerror(state_.error)
                                      : "the server closed the connection during the TLS "
                                        "handshake";
@@ -353,10 +443,10 @@ private:
 
 bool speaks_tls(const Url& url, const Deadline& deadline, const std::string& where) {
     try {
-        SslContextPtr context(SSL_CTX_new(TLS_client_method()));
+        SslContextPtr context(openssl().SSL_CTX_new(openssl().TLS_client_method()));
         if (!context)
             return false;
-        SSL_CTX_set_verify(context.get(), SSL_VERIFY_NONE, nullptr); // nothing is sent
+        openssl().SSL_CTX_set_verify(context.get(), SSL_VERIFY_NONE, nullptr); // nothing is sent
         TlsTransport probe(connect_tcp_socket(url, deadline, where), std::move(context), where);
         return probe.answers_in_tls(deadline);
     } catch (const Error&) {

@@ -93,6 +93,21 @@ TEST_CASE("every global option and default has a variable that works") {
         CHECK(settings.at(key).second.rfind("DLOCK_", 0) == 0);
 }
 
+TEST_CASE("only a set, non-empty DLOCK_ variable with a setting's exact name counts") {
+    Homes homes;
+    Homes::write(homes.user, "ttl = \"4m\"\n");
+    const auto settings = effective(homes, {},
+                                    {"DLOCK_TTL=", "DLOCK_ttl=9m", "DLOCK_WAIT_=9m",
+                                     "XDLOCK_WAIT=9m", "DLOCK_OWNER=abc", "DLOCK_TIMEOUT=2s"});
+    CHECK(settings.at("ttl") == std::pair<std::string, std::string>{"4m", homes.user});
+    CHECK(settings.at("wait").second == "built-in default");
+    CHECK(settings.at("timeout") == std::pair<std::string, std::string>{"2s", "DLOCK_TIMEOUT"});
+    // A value is everything after the first '=', and a bad one is refused by name.
+    const auto bad = run_dlock({"config"}, homes.env({"DLOCK_KILL_GRACE=9s=1"}));
+    CHECK(bad.exit_code == 64);
+    CHECK(bad.err.find("DLOCK_KILL_GRACE") != std::string::npos);
+}
+
 TEST_CASE("--config FILE replaces the user file and must exist") {
     Homes homes;
     Homes::write(homes.user, "ttl = \"4m\"\n");

@@ -5,7 +5,6 @@
 // read by CLI11: `ttl = "50s"`; a key is its variable's name without DLOCK_, in lower case.
 #pragma once
 
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,7 +37,7 @@ public:
 
 private:
     const SettingValue& at(std::string_view key) const;
-    std::map<std::string, SettingValue, std::less<>> values_;
+    std::vector<SettingValue> values_; // in the documented order
 };
 
 // The environment variable of a setting: "ttl" -> "DLOCK_TTL".

@@ -41,6 +41,10 @@ field() { dpkg-deb -f "$deb" "$1"; }
 [ -z "${DLOCK_VERSION:-}" ] || [ "$(field Version)" = "$DLOCK_VERSION" ] ||
     fail "Version is '$(field Version)', project() says $DLOCK_VERSION"
 [[ $(field Depends) == *libc6* ]] || fail "Depends '$(field Depends)' does not name libc6 (shlibdeps)"
+# dlock loads these itself when a command needs them, where shlibdeps cannot see it.
+for library in libssl3 libpq5; do
+    [[ $(field Recommends) == *"$library"* ]] || fail "Recommends '$(field Recommends)' does not name $library"
+done
 [ -n "$(field Maintainer)" ] || fail "no Maintainer"
 [ "$(field Description | wc -l)" -ge 3 ] || fail "the Description is not a summary and a text"
 
