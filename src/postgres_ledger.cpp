@@ -28,13 +28,13 @@
 #include "dlock/error.hpp"
 #include "ledger_backend.hpp"
 #include "random_seed.hpp"
+#include "run_time_library.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <limits>
 #include <poll.h>
@@ -81,16 +81,11 @@ struct Libpq {
 };
 
 Libpq load_libpq() {
-    // Never closed: connections and results live until the process ends.
-    void* handle = ::dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
-    if (handle == nullptr)
-        throw UnavailableError(std::string("a PostgreSQL ledger needs libpq (Debian: libpq5): ") +
-                               ::dlerror());
+    const std::string soname = "libpq.so.5";
+    void* const library = detail::load_library(soname, "a PostgreSQL ledger", "libpq5");
     Libpq lib;
 #define DLOCK_LIBPQ_LOAD(name)                                                                     \
-    lib.name = reinterpret_cast<decltype(lib.name)>(::dlsym(handle, #name));                       \
-    if (lib.name == nullptr)                                                                       \
-        throw UnavailableError("libpq has no " #name ": too old for dlock");
+    lib.name = detail::library_function<decltype(lib.name)>(library, #name, soname);
     DLOCK_LIBPQ_FUNCTIONS(DLOCK_LIBPQ_LOAD)
 #undef DLOCK_LIBPQ_LOAD
     return lib;

@@ -1,12 +1,12 @@
 // rediss://: the transport of redis_transport.hpp over TLS, with OpenSSL. hiredis 0.14 has no
 // TLS; it keeps parsing replies above this seam, and nothing above it knows TLS is in use.
 #include "redis_transport.hpp"
+#include "run_time_library.hpp"
 
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <dlfcn.h>
 #include <netinet/in.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -77,18 +77,12 @@ struct OpenSsl {
 };
 
 OpenSsl load_openssl() {
-    // Never closed: TLS connections live until the process ends. The soname of the headers'
-    // major version: OpenSSL keeps its ABI within one.
+    // The soname of the headers' major version: OpenSSL keeps its ABI within one.
     const std::string soname = "libssl.so." + std::to_string(OPENSSL_VERSION_MAJOR);
-    void* handle = ::dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle == nullptr)
-        throw UnavailableError("rediss:// needs OpenSSL's " + soname +
-                               " (Debian: libssl3): " + ::dlerror());
+    void* const library = dlock::detail::load_library(soname, "rediss://", "libssl3");
     OpenSsl lib;
 #define DLOCK_OPENSSL_LOAD(name)                                                                   \
-    lib.name = reinterpret_cast<decltype(lib.name)>(::dlsym(handle, #name));                       \
-    if (lib.name == nullptr)                                                                       \
-        throw UnavailableError(soname + " has no " #name ": not the OpenSSL dlock was built for");
+    lib.name = dlock::detail::library_function<decltype(lib.name)>(library, #name, soname);
     DLOCK_OPENSSL_FUNCTIONS(DLOCK_OPENSSL_LOAD)
 #undef DLOCK_OPENSSL_LOAD
     return lib;

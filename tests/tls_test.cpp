@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <doctest/doctest.h>
+#include <fstream>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nlohmann/json.hpp>
@@ -293,6 +294,27 @@ TEST_CASE("rediss:// to a plaintext Redis and redis:// to a TLS one say which to
     check_refused(run_dlock({"--redis", "redis://localhost:" + std::to_string(redis.tls_port),
                              "--timeout", "2s", "acquire", "job"}),
                   start, "server speaks TLS; use rediss://");
+}
+
+TEST_CASE("OpenSSL is loaded only for rediss://, and a broken one is an unavailable service") {
+    TlsRedis redis;
+    // A libssl that cannot be loaded, found first: a plaintext command never tries to load
+    // it, a TLS one says what is missing, in one line, exit 69.
+    const std::string dir = dlock::test::make_temp_dir();
+    std::ofstream(dir + "/libssl.so.3") << "not a shared library\n";
+    const std::vector<std::string> env{"LD_LIBRARY_PATH=" + dir};
+    const auto plain = run_dlock(
+        {"--redis", "redis://localhost:" + std::to_string(redis.server.port()), "acquire", "plain"},
+        env);
+    CHECK_MESSAGE(plain.exit_code == 0, plain.err);
+    const auto tls =
+        run_dlock({"--redis", redis.url(), "--tls-ca", redis.certs.ca, "acquire", "job"}, env);
+    CAPTURE(tls.err);
+    CHECK(tls.exit_code == 69);
+    CHECK(contains(tls.err, "rediss:// needs libssl.so.3 (Debian: libssl3)"));
+    CHECK(line_count(tls.err) == 1);
+    CHECK(redis.server.command({"EXISTS", "dlock:{job}"}) == "0");
+    dlock::test::remove_tree(dir);
 }
 
 TEST_CASE("a TLS handshake with a silent peer ends at --timeout") {
