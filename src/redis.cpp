@@ -414,14 +414,26 @@ void Connection::check_answer(const Reply& reply) const {
 }
 
 std::vector<Reply> Connection::exchange(std::size_t count, const detail::Deadline& deadline) {
+    write_out(deadline);
+    return read_replies(count, deadline);
+}
+
+void Connection::write_out(const detail::Deadline& deadline) {
     if (broken_)
         throw IoError("lost Redis at " + where_ + ": an earlier call on this connection failed");
     broken_ = true; // until every reply is read
-    std::vector<Reply> replies;
     try {
         for (std::string_view unsent = output_; !unsent.empty();)
             unsent.remove_prefix(transport_->write_some(unsent, deadline));
         output_.clear();
+    } catch (const RedisError& e) {
+        rethrow_plainly(e, deadline);
+    }
+}
+
+std::vector<Reply> Connection::read_replies(std::size_t count, const detail::Deadline& deadline) {
+    std::vector<Reply> replies;
+    try {
         // The set-up commands were pipelined ahead of these; their answers come first.
         for (; pending_setup_replies_ > 0; --pending_setup_replies_)
             check_answer(next_reply(deadline));
@@ -429,14 +441,7 @@ std::vector<Reply> Connection::exchange(std::size_t count, const detail::Deadlin
         for (std::size_t i = 0; i < count; ++i)
             replies.push_back(next_reply(deadline));
     } catch (const RedisError& e) {
-        // A TLS server hangs up on plaintext, or answers it with a TLS alert. Said plainly
-        // when a TLS handshake with it (the probe) shows that is what it is.
-        if (!answered_ && url_.transport == Url::Transport::tcp &&
-            (dynamic_cast<const IoError*>(&e) != nullptr ||
-             dynamic_cast<const ProtocolError*>(&e) != nullptr) &&
-            detail::speaks_tls(url_, deadline, where_))
-            throw IoError("lost Redis at " + where_ + ": server speaks TLS; use rediss://");
-        throw;
+        rethrow_plainly(e, deadline);
     }
     broken_ = false;
     for (const Reply& reply : replies)
@@ -451,6 +456,17 @@ std::vector<Reply> Connection::exchange(std::size_t count, const detail::Deadlin
     for (const Reply& reply : replies)
         check_answer(reply); // an error reply leaves the connection in step
     return replies;
+}
+
+void Connection::rethrow_plainly(const RedisError& e, const detail::Deadline& deadline) {
+    // A TLS server hangs up on plaintext, or answers it with a TLS alert. Said plainly when a
+    // TLS handshake with it (the probe) shows that is what it is.
+    if (!answered_ && url_.transport == Url::Transport::tcp &&
+        (dynamic_cast<const IoError*>(&e) != nullptr ||
+         dynamic_cast<const ProtocolError*>(&e) != nullptr) &&
+        detail::speaks_tls(url_, deadline, where_))
+        throw IoError("lost Redis at " + where_ + ": server speaks TLS; use rediss://");
+    throw;
 }
 
 void Connection::refuse_sentinel() {
@@ -515,6 +531,19 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
     const Millis budget =
         timeout_ + (blocks_for.count() > 0 ? blocks_for + blocking_slack : Millis{0});
     return exchange(commands.size(), detail::Deadline::after(budget));
+}
+
+void Connection::start(const std::vector<std::vector<std::string_view>>& commands) {
+    for (const auto& args : commands)
+        append(args);
+    started_ = commands.size();
+    const detail::Deadline deadline = detail::Deadline::after(timeout_);
+    started_until_ = deadline.at;
+    write_out(deadline);
+}
+
+std::vector<Reply> Connection::finish() {
+    return read_replies(std::exchange(started_, 0), detail::Deadline{started_until_, timeout_});
 }
 
 void Connection::send(const std::vector<std::string_view>& args) {

@@ -111,15 +111,17 @@ Sentinels::~Sentinels() = default;
 
 NamedMaster Sentinels::ask() {
     const std::string& name = options_.url.master_name;
-    std::optional<NamedMaster> best;
-    std::string said;
+    // What each sentinel said, in the URL's order; empty while it is still to answer.
+    std::vector<std::string> said(connections_.size());
+    const auto failed = [&](std::size_t i, const std::string& why) {
+        connections_[i].reset();
+        said[i] = why;
+    };
     for (std::size_t i = 0; i < connections_.size(); ++i) {
-        const Url& url = options_.url.sentinels[i];
-        said += said.empty() ? "" : "; ";
         try {
             if (!connections_[i]) {
                 Options sentinel;
-                sentinel.url = url;
+                sentinel.url = options_.url.sentinels[i];
                 sentinel.url.password = options_.sentinel_password;
                 sentinel.tls = options_.tls;
                 sentinel.timeout = options_.timeout;
@@ -127,11 +129,22 @@ NamedMaster Sentinels::ask() {
             }
             // The address, and the configuration epoch it belongs to: a sentinel that led a
             // failover names the new master under a higher epoch than those not told yet.
-            const std::vector<Reply> replies = connections_[i]->pipeline(
+            connections_[i]->start(
                 {{"SENTINEL", "get-master-addr-by-name", name}, {"SENTINEL", "MASTER", name}});
+        } catch (const RedisError& e) {
+            failed(i, e.what());
+        }
+    }
+    std::optional<NamedMaster> best;
+    for (std::size_t i = 0; i < connections_.size(); ++i) {
+        if (!connections_[i])
+            continue;
+        const Url& url = options_.url.sentinels[i];
+        try {
+            const std::vector<Reply> replies = connections_[i]->finish();
             const ReplyView address = replies[0].view();
             if (address.size() != 2) {
-                said += host_port(url.host, url.port) + " knows no master '" + name + "'";
+                said[i] = host_port(url.host, url.port) + " knows no master '" + name + "'";
                 continue;
             }
             NamedMaster named{address[0].string(), std::stoi(address[1].string()), 0};
@@ -139,19 +152,21 @@ NamedMaster Sentinels::ask() {
             for (std::size_t f = 0; f + 1 < fields.size(); f += 2)
                 if (fields[f].string() == "config-epoch")
                     named.epoch = std::stoll(fields[f + 1].string());
-            said += host_port(url.host, url.port) + " names " + named.address();
+            said[i] = host_port(url.host, url.port) + " names " + named.address();
             if (!best || named.epoch > best->epoch)
                 best = std::move(named);
         } catch (const RedisError& e) {
-            connections_[i].reset();
-            said += e.what();
+            failed(i, e.what());
         } catch (const std::logic_error&) { // stoi, stoll: not a sentinel's answer
-            connections_[i].reset();
-            said += host_port(url.host, url.port) + " gave an answer that is not an address";
+            failed(i, host_port(url.host, url.port) + " gave an answer that is not an address");
         }
     }
-    if (!best)
-        throw UnavailableError("no sentinel names a master '" + name + "' (" + said + ")");
+    if (!best) {
+        std::string all;
+        for (const std::string& one : said)
+            all += (all.empty() ? "" : "; ") + one;
+        throw UnavailableError("no sentinel names a master '" + name + "' (" + all + ")");
+    }
     return *best;
 }
 

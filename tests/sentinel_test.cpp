@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -251,6 +252,29 @@ TEST_CASE("redis:// pointed at a sentinel says to use redis+sentinel://, never q
                                 address + "/MASTER\n");
         CHECK(result.err.find("redis.call") == std::string::npos);
     }
+}
+
+// Whether a client of `sentinel` asked it SENTINEL MASTER last (the second of dlock's two
+// questions; the sentinels ask each other other things).
+bool asked_for_the_master(RedisServer& sentinel) {
+    return sentinel.command({"CLIENT", "LIST"}).find("cmd=sentinel|master") != std::string::npos;
+}
+
+TEST_CASE("the sentinels are asked at once: a stopped first sentinel does not hold back the "
+          "question to the others") {
+    SentinelSetup& s = setup();
+    REQUIRE_FALSE(asked_for_the_master(s.sentinel(1)));
+    ::kill(s.sentinel(0).pid(), SIGSTOP);
+    Child status(dlock_with(s.url(), {"--timeout", "5s", "status", "asked-at-once"}));
+    // Asked one after another, the second sentinel would hear nothing until the first answered.
+    const auto limit = Clock::now() + 3s;
+    bool asked = false;
+    while (!(asked = asked_for_the_master(s.sentinel(1))) && Clock::now() < limit)
+        std::this_thread::sleep_for(10ms);
+    ::kill(s.sentinel(0).pid(), SIGCONT);
+    const ProcessResult result = status.wait();
+    CHECK(asked);
+    CHECK_MESSAGE(result.exit_code == 1, result.err); // answered: the lock is free
 }
 
 TEST_CASE("when no sentinel names a master, dlock exits 69 saying what each sentinel said") {

@@ -5,6 +5,7 @@
 #include "dlock/duration.hpp"
 #include "dlock/error.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -195,6 +196,12 @@ public:
     std::vector<Reply> pipeline(const std::vector<std::vector<std::string_view>>& commands,
                                 Millis blocks_for = Millis{0});
 
+    // pipeline() in two halves, so that several servers can be asked at once: start() sends
+    // `commands` on each, then finish() on each reads their replies, as pipeline() would have,
+    // within the timeout counted from start(). In between, the connection takes no other call.
+    void start(const std::vector<std::vector<std::string_view>>& commands);
+    std::vector<Reply> finish();
+
     // For a connection that subscribes (SUBSCRIBE, PSUBSCRIBE): sends `args` and returns;
     // their replies and the messages pushed later come through receive().
     void send(const std::vector<std::string_view>& args);
@@ -216,6 +223,11 @@ private:
     // by `deadline`. An error reply to a set-up command throws at once; error replies to the
     // commands throw once all of them are read, the first one first.
     std::vector<Reply> exchange(std::size_t count, const detail::Deadline& deadline);
+    // exchange()'s halves: sending what was appended, and reading the replies.
+    void write_out(const detail::Deadline& deadline);
+    std::vector<Reply> read_replies(std::size_t count, const detail::Deadline& deadline);
+    // Rethrows `e`, which a call failed with, or what it means when the server speaks TLS.
+    [[noreturn]] void rethrow_plainly(const RedisError& e, const detail::Deadline& deadline);
     Reply next_reply(const detail::Deadline& deadline);
     void check_answer(const Reply& reply) const;
     std::string master_of_replica();
@@ -233,6 +245,8 @@ private:
     Millis timeout_;
     bool answered_ = false; // the server has sent a reply: it speaks RESP
     int pending_setup_replies_ = 0;
+    std::size_t started_ = 0; // commands start() sent, their replies not read yet
+    std::chrono::steady_clock::time_point started_until_; // their deadline
     bool broken_ = false; // a call failed half-way: replies may be out of step with commands
 };
 

@@ -64,8 +64,10 @@ public:
     Sentinels(const Sentinels&) = delete;
     Sentinels& operator=(const Sentinels&) = delete;
 
-    // Asks every sentinel, in order, each within the timeout (one round trip each on an open
-    // connection). Throws UnavailableError saying what each sentinel said when none named one.
+    // Asks every sentinel at once, each within the timeout: the question goes out on every
+    // connection before any answer is read, so on open connections the answers take one round
+    // trip, however many sentinels there are. Throws UnavailableError saying what each
+    // sentinel said when none named one.
     NamedMaster ask();
     // Connection options for `master`, which must be a master when connected to.
     Options master_options(const NamedMaster& master) const;
