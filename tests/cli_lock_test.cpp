@@ -5,9 +5,12 @@
 #include "support/redis_server.hpp"
 
 #include <doctest/doctest.h>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <pwd.h>
 #include <signal.h>
 #include <thread>
+#include <unistd.h>
 
 using dlock::test::Child;
 using dlock::test::contains;
@@ -285,6 +288,46 @@ TEST_CASE("a fence counter someone overwrote is bad data (65) naming the key") {
         CHECK(result.err.find("redis.call") == std::string::npos); // no script source
     }
     CHECK(server.command({"EXISTS", "dlock:{job}"}) == "0");
+}
+
+TEST_CASE("the holder record names the effective user as NSS does, or its number when no user "
+          "has it") {
+    RedisServer::Options options;
+    options.tcp = true; // reachable by another user, unlike the server's private socket dir
+    RedisServer server(options);
+    const auto user_of = [&](const std::string& key) {
+        const auto shown = run_dlock_at(server.tcp_url(), {"status", key, "--json"});
+        REQUIRE(shown.exit_code == 0);
+        return json::parse(shown.out)["user"].get<std::string>();
+    };
+
+    REQUIRE(run_dlock_at(server.tcp_url(), {"acquire", "mine", "--ttl", "60s"}).exit_code == 0);
+    const passwd* const me = getpwuid(geteuid());
+    REQUIRE(me != nullptr);
+    CHECK(user_of("mine") == me->pw_name);
+
+    if (geteuid() != 0) {
+        MESSAGE("not root: the half with a user nobody knows needs setpriv");
+        return;
+    }
+    uid_t unknown = 54321;
+    while (getpwuid(unknown) != nullptr)
+        ++unknown;
+    // A copy of dlock that the other uid can reach, whatever the build dir's permissions.
+    const std::string dir = dlock::test::make_temp_dir();
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all |
+                                          std::filesystem::perms::group_exec |
+                                          std::filesystem::perms::others_exec);
+    const std::string binary = dir + "/dlock";
+    std::filesystem::copy_file(dlock::test::dlock_argv({}).front(), binary);
+    const std::string id = std::to_string(unknown);
+    const auto taken =
+        dlock::test::run({"/usr/bin/setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups",
+                          binary, "--redis", server.tcp_url(), "acquire", "theirs", "--ttl", "60s"},
+                         {"HOME=" + dir});
+    dlock::test::remove_tree(dir);
+    REQUIRE_MESSAGE(taken.exit_code == 0, taken.err);
+    CHECK(user_of("theirs") == id);
 }
 
 TEST_CASE("status names the host, pid and command of a run and counts its renewals") {
