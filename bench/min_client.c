@@ -8,15 +8,15 @@
  *                                           exit 0 unless it is an error reply
  *
  * scripts/bench records the EVAL one `dlock acquire` sends (the same script, keys, token and
- * holder record) and then times this program sending exactly those bytes and parsing the reply with hiredis's reader (as dlock does), against
- * `dlock acquire` doing its whole job: parse its options, connect, EVAL, print the token. The
- * difference is what dlock's own start-up and work cost. A static C program, so that its start
- * is the cheapest a process gets. Not installed; asserts nothing about speed.
+ * holder record) and then times this program sending exactly those bytes and parsing the reply
+ * with hiredis's reader (as dlock does), against `dlock acquire` doing its whole job: parse its
+ * options, connect, EVAL, print the token. The difference is what dlock's own start-up and work
+ * cost. A static C program, so that its start is the cheapest a process gets; built a second
+ * time as dlock_min_client_dynamic, linked against libc and libm as dlock is. Not installed;
+ * asserts nothing about speed.
  */
 #include <hiredis/read.h>
-
 #include <stdint.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

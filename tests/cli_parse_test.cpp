@@ -159,8 +159,7 @@ TEST_CASE("a global option is declared whenever the arguments name it, in any fo
         CLI::App app{"dlock", "dlock"};
         Invocation inv;
         add_global_options(
-            app, inv,
-            GlobalOptionFilter::named_in(static_cast<int>(args.size()), args.data()));
+            app, inv, GlobalOptionFilter::named_in(static_cast<int>(args.size()), args.data()));
         return app.get_option_no_throw(name) != nullptr;
     };
     int checked = 0;
