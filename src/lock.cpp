@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <memory>
 #include <optional>
 #include <pwd.h>
 #include <sys/random.h>
@@ -67,24 +68,26 @@ std::string host_name() {
     return name.data();
 }
 
+struct CloseFile {
+    void operator()(FILE* file) const { std::fclose(file); }
+};
+
 // The user's name from /etc/passwd, where every system and local user is and which
-// nsswitch.conf asks first: read directly, it costs a lock command a third of what getpwuid_r
-// does, whose probes for nscd and parsing of nsswitch.conf touch a dozen pages of libc. Lines of
-// the old NIS "compat" syntax (+name, -name) are left to NSS.
+// nsswitch.conf asks first: read directly, it costs a lock command about a third of what
+// getpwuid_r does, whose probes for nscd and parsing of nsswitch.conf touch a dozen pages of libc.
+// Lines of the old NIS "compat" syntax (+name, -name) are left to NSS.
 std::optional<std::string> local_user_name(uid_t uid) {
-    FILE* const file = std::fopen("/etc/passwd", "re");
-    if (file == nullptr)
+    const std::unique_ptr<FILE, CloseFile> file(std::fopen("/etc/passwd", "re"));
+    if (!file)
         return std::nullopt;
     std::array<char, 1024> buffer{};
     passwd entry{};
-    passwd* read = nullptr;
-    std::optional<std::string> name;
-    while (!name && fgetpwent_r(file, &entry, buffer.data(), buffer.size(), &read) == 0) {
-        if (read->pw_uid == uid && read->pw_name[0] != '+' && read->pw_name[0] != '-')
-            name = read->pw_name;
+    passwd* parsed = nullptr;
+    while (fgetpwent_r(file.get(), &entry, buffer.data(), buffer.size(), &parsed) == 0) {
+        if (parsed->pw_uid == uid && parsed->pw_name[0] != '+' && parsed->pw_name[0] != '-')
+            return parsed->pw_name;
     }
-    std::fclose(file);
-    return name;
+    return std::nullopt;
 }
 
 // A user that only a directory (LDAP, SSSD) knows is looked up through NSS; one nobody knows
