@@ -89,19 +89,19 @@ std::vector<std::string> dlock_with(const std::string& url, std::vector<std::str
     return argv;
 }
 
-std::string holder_on(RedisServer& server, const std::string& key) {
+// What `status KEY --json` says against `server`; an empty object when nobody holds the lock.
+nlohmann::json status_on(RedisServer& server, const std::string& key) {
     const ProcessResult status = run_dlock_at(server.tcp_url(), {"status", key, "--json"});
-    if (status.exit_code != 0)
-        return "";
-    return nlohmann::json::parse(status.out).value("holder", "");
+    return status.exit_code == 0 ? nlohmann::json::parse(status.out) : nlohmann::json::object();
+}
+
+std::string holder_on(RedisServer& server, const std::string& key) {
+    return status_on(server, key).value("holder", "");
 }
 
 // How often the lock's holder has renewed it, as `server` records it; -1 when nobody holds it.
 int renewals_on(RedisServer& server, const std::string& key) {
-    const ProcessResult status = run_dlock_at(server.tcp_url(), {"status", key, "--json"});
-    if (status.exit_code != 0)
-        return -1;
-    return nlohmann::json::parse(status.out).value("renewals", -1);
+    return status_on(server, key).value("renewals", -1);
 }
 
 std::string first_line(const std::string& text) {
